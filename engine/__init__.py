@@ -1,0 +1,1 @@
+"""Alur engine: everything that is not HTTP. Never imports Flask or `web`."""

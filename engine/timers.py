@@ -1,0 +1,207 @@
+"""Timer event definitions that read Camunda-style ISO 8601 text and use an injectable clock and calendar.
+
+SpiffWorkflow's own timers evaluate the timer text as a Python expression (a bare `PT15M` crashes) and
+read `datetime.now` directly. Ours take the text literally unless it is wrapped as `${expr}`, get "now"
+from the workflow's script engine (`SafeScriptEngine.now()`), and add durations on its working calendar.
+Internal data keeps SpiffWorkflow's keys (`event_value`, `event_fired`) so `waiting_events()` reports the
+due time (ISO 8601, UTC) of each waiting timer.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.util import PendingBpmnEvent
+
+from engine.expressions import check_expression, is_wrapped
+
+TimerKind = Literal["timeDate", "timeDuration", "timeCycle"]
+_CYCLE = re.compile(r"^R(\d*)/(.+)$", re.IGNORECASE)
+
+
+def _is_expression(text: str) -> bool:
+    # `${…}` is JUEL; a quoted literal is how SpiffWorkflow-style files write timers. Both get evaluated.
+    return is_wrapped(text) or text[:1] in {"'", '"'}
+
+
+def parse_duration(text: str) -> dict[str, Any]:
+    """ISO 8601 duration (`PT15M`, `P2D`, `P1W`) -> SpiffWorkflow's parsed dict; ValueError if invalid."""
+    text = text.strip()
+    if not re.fullmatch(r"P(?=\d|T\d)[0-9YMWDTHS.,]*", text.upper()) or text.upper().endswith("T"):
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    try:
+        return TimerEventDefinition.parse_iso_duration(text)
+    except Exception:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}") from None
+
+
+def parse_datetime(text: str) -> datetime:
+    """ISO 8601 date-time -> aware UTC datetime. A value without offset is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_cycle(text: str) -> tuple[int, datetime | None, str]:
+    """`R3/PT10M`, `R/PT1H`, `R2/2026-01-05T08:00:00+07:00/P1D` -> (cycles or -1, start or None, duration)."""
+    match = _CYCLE.match(text.strip())
+    if not match:
+        raise ValueError(f"not an ISO 8601 repeating interval (like R3/PT10M): {text!r}")
+    count, rest = match.groups()
+    parts = rest.split("/")
+    if len(parts) == 1:
+        start, duration = None, parts[0]
+    elif len(parts) == 2:
+        start, duration = parse_datetime(parts[0]), parts[1]
+    else:
+        raise ValueError(f"not a supported repeating interval: {text!r}")
+    parse_duration(duration)
+    return (int(count) if count else -1), start, duration
+
+
+def parse_timer_text(kind: TimerKind, text: str | None) -> str | None:
+    """Why `text` is not acceptable for a timer of `kind`, or None when it is (deploy check)."""
+    if text is None or not text.strip():
+        return f"{kind} is empty"
+    text = text.strip()
+    if _is_expression(text):
+        problem = check_expression(text)
+        return f"{kind}: {problem}" if problem else None
+    try:
+        if kind == "timeDate":
+            parse_datetime(text)
+        elif kind == "timeDuration":
+            parse_duration(text)
+        elif kind == "timeCycle":
+            parse_cycle(text)
+        else:
+            return f"unknown timer kind {kind!r}"
+    except ValueError as err:
+        return f"{kind}: {err}"
+    return None
+
+
+def _now(my_task: Any) -> datetime:
+    engine = my_task.workflow.script_engine
+    clock = getattr(engine, "now", None)
+    if clock is None:
+        raise RuntimeError("timers need a script engine with now() (engine.expressions.SafeScriptEngine)")
+    return clock().astimezone(UTC)
+
+
+def add_duration(my_task: Any, start: datetime, duration: str) -> datetime:
+    """start + duration, on the script engine's working calendar when it has one."""
+    calendar = getattr(my_task.workflow.script_engine, "calendar", None)
+    if calendar is not None:
+        return calendar.add(start, duration).astimezone(UTC)
+    return start + TimerEventDefinition.get_timedelta_from_start(parse_duration(duration), start)
+
+
+def _resolve(my_task: Any, text: str) -> Any:
+    text = text.strip()
+    if _is_expression(text):
+        return my_task.workflow.script_engine.evaluate(my_task, text)
+    return text
+
+
+class AlurTimerMixin:
+    """Shared behaviour; `details` reports SpiffWorkflow's class name so callers can filter on it."""
+
+    spiff_type: str = ""
+    expression: str
+    name: str
+
+    def details(self, my_task: Any) -> PendingBpmnEvent:
+        value = my_task._get_internal_data("event_value")
+        if isinstance(value, dict):
+            value = value["next"] if value.get("cycles") != 0 else None
+        return PendingBpmnEvent(self.name, self.spiff_type, value)
+
+
+class AlurTimeDateEventDefinition(AlurTimerMixin, TimeDateEventDefinition):
+    spiff_type = "TimeDateEventDefinition"
+
+    def has_fired(self, my_task: Any) -> bool:
+        event_value = my_task._get_internal_data("event_value")
+        if event_value is None:
+            value = _resolve(my_task, self.expression)
+            due = value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(str(value))
+            event_value = due.isoformat()
+            my_task._set_internal_data(event_value=event_value)
+        if _now(my_task) >= datetime.fromisoformat(event_value):
+            my_task._set_internal_data(event_fired=True)
+        return my_task._get_internal_data("event_fired", False)
+
+
+class AlurDurationTimerEventDefinition(AlurTimerMixin, DurationTimerEventDefinition):
+    spiff_type = "DurationTimerEventDefinition"
+
+    def has_fired(self, my_task: Any) -> bool:
+        event_value = my_task._get_internal_data("event_value")
+        now = _now(my_task)
+        if event_value is None:
+            duration = str(_resolve(my_task, self.expression))
+            event_value = add_duration(my_task, now, duration).isoformat()
+            my_task._set_internal_data(event_value=event_value)
+        if now >= datetime.fromisoformat(event_value):
+            my_task._set_internal_data(event_fired=True)
+        return my_task._get_internal_data("event_fired", False)
+
+
+class AlurCycleTimerEventDefinition(AlurTimerMixin, CycleTimerEventDefinition):
+    spiff_type = "CycleTimerEventDefinition"
+
+    def cycle_complete(self, my_task: Any) -> bool:
+        """True when the next occurrence has passed (the caller then starts one more path)."""
+        now = _now(my_task)
+        event_value = my_task._get_internal_data("event_value")
+        if event_value is None:
+            cycles, start, duration = parse_cycle(str(_resolve(my_task, self.expression)))
+            first = start if start is not None else add_duration(my_task, now, duration)
+            event_value = {"cycles": cycles, "next": first.isoformat(), "duration": duration}
+
+        ready = False
+        if event_value["cycles"] != 0:
+            next_due = datetime.fromisoformat(event_value["next"])
+            if now >= next_due:
+                event_value["next"] = add_duration(my_task, next_due, event_value["duration"]).isoformat()
+                event_value["cycles"] -= 1
+                ready = True
+        else:
+            my_task.internal_data.pop("event_value", None)
+            my_task.internal_data["event_fired"] = True
+            return False
+        my_task._set_internal_data(event_value=event_value)
+        return ready
+
+
+TIMER_CLASSES: dict[TimerKind, type[TimerEventDefinition]] = {
+    "timeDate": AlurTimeDateEventDefinition,
+    "timeDuration": AlurDurationTimerEventDefinition,
+    "timeCycle": AlurCycleTimerEventDefinition,
+}
+
+
+def next_timer_due(workflow: Any) -> datetime | None:
+    """Earliest due time (UTC) among the workflow's waiting timers; None when nothing waits on time."""
+    due: list[datetime] = []
+    timer_types = {cls.spiff_type for cls in TIMER_CLASSES.values()}  # type: ignore[attr-defined]
+    for event in workflow.waiting_events():
+        if event.event_type in timer_types and isinstance(event.value, str):
+            try:
+                due.append(datetime.fromisoformat(event.value).astimezone(UTC))
+            except ValueError:
+                continue
+    return min(due, default=None)

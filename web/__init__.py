@@ -1,0 +1,1 @@
+"""Alur web: the thin Flask layer over `engine`."""

@@ -1,0 +1,112 @@
+"""Bahasa Indonesia by default, English on request; dates in the unit's time zone, numbers in the user's locale.
+
+Source strings are Indonesian; `translations/en` holds English. The .mo files are committed, and rebuilt
+from the .po at start-up when missing or older, so a fresh checkout works without a build step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, format_timedelta
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from flask import Flask, session
+from flask_babel import Babel, get_locale
+from flask_babel import gettext as _gettext
+from flask_babel import lazy_gettext as _lazy_gettext
+from flask_login import current_user
+
+LOCALES = ("id", "en")
+DEFAULT_LOCALE = "id"
+DEFAULT_TIMEZONE = "Asia/Jakarta"
+TRANSLATIONS = Path(__file__).with_name("translations")
+
+gettext = _gettext
+lazy_gettext = _lazy_gettext
+
+
+def compile_translations(directory: Path = TRANSLATIONS) -> None:
+    for po_path in directory.glob("*/LC_MESSAGES/*.po"):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh, locale=po_path.parent.parent.name)
+        tmp = mo_path.with_suffix(".mo.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                write_mo(fh, catalog)
+            tmp.replace(mo_path)
+        except OSError:  # a read-only install: use whatever .mo ships
+            tmp.unlink(missing_ok=True)
+
+
+def select_locale() -> str:
+    chosen = session.get("locale")
+    if chosen in LOCALES:
+        return chosen
+    if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale in LOCALES:
+        return current_user.locale
+    return DEFAULT_LOCALE
+
+
+def locale_code() -> str:
+    return str(get_locale() or DEFAULT_LOCALE)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or DEFAULT_TIMEZONE)
+    except (KeyError, ValueError):
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def local_datetime(value: datetime | None, timezone: str | None = None, *, with_weekday: bool = True) -> str:
+    """'Sen, 23 Nov 2026 09.00 WIB' in Indonesian, 'Mon, 23 Nov 2026 09:00 WIB' in English."""
+    if value is None:
+        return "–"
+    loc = locale_code()
+    zone = _zone(timezone)
+    time_part = "HH.mm" if loc == "id" else "HH:mm"
+    pattern = ("EEE, " if with_weekday else "") + f"d MMM y {time_part}"
+    abbrev = value.astimezone(zone).tzname() or ""
+    return f"{format_datetime(value, pattern, tzinfo=zone, locale=loc)} {abbrev}".strip()
+
+
+def time_left(due: datetime | None, now: datetime) -> str:
+    if due is None:
+        return ""
+    delta: timedelta = due - now
+    return format_timedelta(delta, granularity="minute", threshold=1.5, add_direction=True, locale=locale_code())
+
+
+def number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int | float):
+        return format_decimal(value, locale=locale_code())
+    return str(value)
+
+
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{format_decimal(round(size / 1024, 1), locale=locale_code())} KB"
+    return f"{format_decimal(round(size / (1024 * 1024), 1), locale=locale_code())} MB"
+
+
+def init_app(app: Flask) -> None:
+    compile_translations()
+    Babel(app, default_locale=DEFAULT_LOCALE, default_translation_directories=str(TRANSLATIONS),
+          locale_selector=select_locale, default_timezone=DEFAULT_TIMEZONE)
+    app.jinja_env.filters["localdt"] = local_datetime
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["filesize"] = file_size
+    app.jinja_env.globals["time_left"] = time_left
+    app.jinja_env.globals["locale_code"] = locale_code

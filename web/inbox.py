@@ -1,0 +1,88 @@
+"""'Tugas Saya': my tasks first, then those my roles (and Plh/Plt substitutions) let me claim, by deadline.
+
+Reads only the task projection (`Alur.inbox`): no workflow is deserialized to draw this page.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from web.auth import safe_next
+from web.i18n import gettext as _
+
+bp = Blueprint("inbox", __name__)
+
+_CACHE_SECONDS = 30.0
+_cache_lock = threading.Lock()
+
+
+def cached(name: str, load: Any) -> Any:
+    """Units and definitions change rarely and every page shows them: keep them half a minute per app."""
+    store = current_app.extensions.setdefault("alur_cache", {})
+    now = time.monotonic()
+    hit = store.get(name)
+    if hit is not None and now - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    value = load()
+    with _cache_lock:
+        store[name] = (now, value)
+    return value
+
+
+def units_by_id() -> dict[int, dict[str, Any]]:
+    svc = current_app.extensions["alur"]
+    return cached("units", lambda: {u["id"]: u for u in svc.units()})
+
+
+def sop_names() -> dict[str, str]:
+    svc = current_app.extensions["alur"]
+    return cached("definitions", lambda: {d.key: d.name for d in svc.definitions(latest_only=True)})
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    svc = current_app.extensions["alur"]
+    actor = current_user.actor
+    units = units_by_id()
+    sops = sop_names()
+    process_key = request.args.get("sop") or None
+    unit_code = request.args.get("unit") or None
+    if process_key not in sops:
+        process_key = None
+    my_units = sorted((units[u] for u in actor.unit_ids if u in units), key=lambda u: u["name"])
+    if unit_code not in {u["code"] for u in my_units}:
+        unit_code = None
+    try:
+        page = max(1, min(int(request.args.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    size = current_app.config["ALUR_INBOX_PAGE_SIZE"]
+    tasks, total = svc.inbox(actor, process_key=process_key, unit=unit_code, limit=size, offset=(page - 1) * size)
+    pages = max(1, (total + size - 1) // size)
+    return render_template(
+        "inbox.html", tasks=tasks, total=total, page=page, pages=pages, units=units, my_units=my_units,
+        sops=sops, process_key=process_key, unit_code=unit_code, now=svc.clock(),
+        query_next=request.full_path.rstrip("?"),
+    )
+
+
+@bp.post("/tugas/<task_id>/ambil")
+@login_required
+def claim(task_id: str):  # type: ignore[no-untyped-def]
+    current_app.extensions["alur"].claim(task_id, current_user.actor)
+    flash(_("Tugas sudah Anda ambil."), "success")
+    return redirect(safe_next(request.form.get("next"), url_for("tasks.show", task_id=task_id)))
+
+
+@bp.post("/tugas/<task_id>/lepas")
+@login_required
+def unclaim(task_id: str):  # type: ignore[no-untyped-def]
+    current_app.extensions["alur"].unclaim(task_id, current_user.actor)
+    flash(_("Tugas dilepas: rekan dengan peran yang sama dapat mengambilnya."), "info")
+    return redirect(safe_next(request.form.get("next"), url_for("inbox.index")))
