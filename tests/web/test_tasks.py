@@ -147,6 +147,24 @@ def test_concurrent_double_submit_completes_once(env, app):  # type: ignore[no-u
         assert s.scalar(select(func.count()).select_from(Task).where(Task.element_id == "Step_2")) == 1
 
 
+def test_submit_racing_a_completion_between_reads_is_409_not_403(env, app, monkeypatch):  # type: ignore[no-untyped-def]
+    """Forces the interleaving the threaded test only sometimes hits: the other submit lands between the task
+    page's reads, so the rights check already sees a completed task."""
+    task_id = env.start()
+    client = app.test_client()
+    login(client, "kasubag")
+    svc = app.extensions["alur"]
+    real_may_work = svc.may_work
+
+    def may_work_after_a_rival_completion(tid, actor):  # type: ignore[no-untyped-def]
+        svc.complete(tid, actor, {k: v for k, v in GOOD.items() if k != "action"} | {"jumlah": 7})
+        return real_may_work(tid, actor)
+
+    monkeypatch.setattr(svc, "may_work", may_work_after_a_rival_completion)
+    assert client.post(f"/tugas/{task_id}", data=GOOD).status_code == 409
+    assert _audit_count(env, "complete") == 1
+
+
 def test_late_reason_is_required_past_the_deadline(env, client_for):  # type: ignore[no-untyped-def]
     task_id = env.start()
     env.clock.advance(hours=5)
