@@ -371,6 +371,7 @@ OPTIONAL_COMMANDS = (
     ("engine.worker", "worker"),
     ("engine.demo", "demo"),
     ("engine.tokens", "token"),
+    ("engine.check", "check"),
 )
 
 
