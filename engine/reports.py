@@ -411,18 +411,23 @@ def working_clock(calendar: WorkingCalendar) -> _WorkingClock:
     return clock
 
 
-def format_minutes(minutes: float | None, working_day: int = DEFAULT_DAY_MINUTES) -> str:
-    """`95` → `1 j 35 m`; `900` (two 450-minute days) → `2 hr`; Indonesian short units, working time."""
+_MINUTE_UNITS = {"id": ("hr", "j", "m"), "en": ("d", "h", "min")}
+
+
+def format_minutes(minutes: float | None, working_day: int = DEFAULT_DAY_MINUTES, lang: str = "id") -> str:
+    """`95` → `1 j 35 m`; `900` (two 450-minute days) → `2 hr`; Indonesian short units, working time.
+    `lang="en"`: `1 h 35 min`, `2 d`."""
     if minutes is None:
         return "–"
+    day_unit, hour_unit, minute_unit = _MINUTE_UNITS.get(lang, _MINUTE_UNITS["id"])
     total = round(minutes)
     days, rest = divmod(total, working_day) if total >= working_day else (0, total)
     hours, mins = divmod(rest, 60)
     parts = []
     if days:
-        parts.append(f"{days} hr")
+        parts.append(f"{days} {day_unit}")
     if hours:
-        parts.append(f"{hours} j")
+        parts.append(f"{hours} {hour_unit}")
     if mins or not parts:
-        parts.append(f"{mins} m")
+        parts.append(f"{mins} {minute_unit}")
     return " ".join(parts)

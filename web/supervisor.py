@@ -23,13 +23,25 @@ from engine.sop.render import render_html
 from engine.supervision import InstanceFilter
 from web.auth import safe_next
 from web.i18n import gettext as _
+from web.i18n import locale_code
 from web.inbox import sop_names, units_by_id
 
 bp = Blueprint("supervisor", __name__, url_prefix="/pengawasan")
 
 PAGE_SIZE = 25
 REPORT_ZONE = "Asia/Jakarta"
-STATUS_LABELS = {"running": "Berjalan", "suspended": "Ditangguhkan", "completed": "Selesai", "cancelled": "Dibatalkan"}
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated where it is shown (`_(label)` in the templates)."""
+    return message
+
+
+STATUS_LABELS = {"running": N_("Berjalan"), "suspended": N_("Ditangguhkan"), "completed": N_("Selesai"),
+                 "cancelled": N_("Dibatalkan")}
+# What engine/supervision.py says when a supervisor action is refused; translated when flashed.
+ENGINE_MESSAGES = (N_("paling banyak 2000 karakter"), N_("wajib diisi: tulis alasan pembatalan"),
+                   N_("pengguna ini tidak memegang peran di unit langkah ini"))
 # Self-contained documents (SOP AP, printable report) carry inline CSS; they get a CSP of their own that
 # allows exactly that and nothing else (no script, no fetch).
 DOCUMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -66,7 +78,7 @@ def _visible_units() -> list[dict[str, Any]]:
 
 
 def minutes_text(value: float | None) -> str:
-    return format_minutes(value)
+    return format_minutes(value, lang=locale_code())
 
 
 @bp.app_context_processor
@@ -137,7 +149,7 @@ def _instance_action(instance_id: str, action: Any, done_message: str):  # type:
     try:
         action(_svc(), instance_id, _actor(), request.form.get("reason", "")[:2000])
     except FormValidationError as exc:
-        flash("; ".join(m for ms in exc.errors.values() for m in ms), "error")  # type: ignore[attr-defined]
+        flash("; ".join(_(m) for ms in exc.errors.values() for m in ms), "error")  # type: ignore[attr-defined]
     else:
         flash(done_message, "success")
     return _back(instance_id)
@@ -170,7 +182,7 @@ def reassign(task_id: str):  # type: ignore[no-untyped-def]
     try:
         supervision.reassign(svc, task_id, actor, request.form.get("assignee", "")[:64])
     except FormValidationError as exc:
-        flash("; ".join(m for ms in exc.errors.values() for m in ms), "error")  # type: ignore[attr-defined]
+        flash("; ".join(_(m) for ms in exc.errors.values() for m in ms), "error")  # type: ignore[attr-defined]
     else:
         flash(_("Penugasan langkah diubah."), "success")
     return _back(task.instance_id)
@@ -194,7 +206,8 @@ def _report_args(key: str) -> dict[str, Any]:
     unit_code = request.args.get("unit") if request.args.get("unit") in {u["code"] for u in units} else None
     unit_label = next((u["name"] for u in units if u["code"] == unit_code), None) or (
         _("Semua unit yang Anda awasi") if not _actor().is_admin else _("Semua unit"))
-    period_label = f"{since_day.strftime('%d-%m-%Y')} s.d. {until_day.strftime('%d-%m-%Y')}"
+    period_label = _("%(since)s s.d. %(until)s", since=since_day.strftime("%d-%m-%Y"),
+                     until=until_day.strftime("%d-%m-%Y"))
     return {"key": key, "versions": versions, "version": version, "units": units, "unit_code": unit_code,
             "since_day": since_day, "until_day": until_day, "unit_label": unit_label, "period_label": period_label}
 
@@ -245,7 +258,7 @@ def report(key: str):  # type: ignore[no-untyped-def]
     a = _report_args(key)
     rep = _compute(a)
     return render_template("supervisor/report.html", rep=rep, a=a, q=_query(a),
-                           chart=report_export.bar_chart_svg(rep))
+                           chart=report_export.bar_chart_svg(rep, lang=locale_code()))
 
 
 @bp.get("/laporan/<key>/diagram.json")
@@ -270,14 +283,14 @@ def _export_name(a: dict[str, Any], ext: str) -> str:
 def report_xlsx(key: str):  # type: ignore[no-untyped-def]
     a = _report_args(key)
     data = report_export.to_xlsx(_compute(a), unit_label=a["unit_label"], period_label=a["period_label"],
-                                 generated_at=_svc().clock())
+                                 generated_at=_svc().clock(), lang=locale_code())
     return Response(data, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{_export_name(a, "xlsx")}"'})
 
 
 def _printable(a: dict[str, Any]) -> str:
     return report_export.to_html(_compute(a), unit_label=a["unit_label"], period_label=a["period_label"],
-                                 generated_at=_svc().clock())
+                                 generated_at=_svc().clock(), lang=locale_code())
 
 
 @bp.get("/laporan/<key>/cetak")
