@@ -37,3 +37,15 @@ def write_section(heading: str, body: str) -> None:
     pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     BENCHMARKS_MD.write_text(text.rstrip() + "\n")
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1/5/15-minute load average: record it with every figure (the machine may be shared)."""
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
