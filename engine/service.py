@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, bindparam, case, delete, exists, func, literal, or_, select, union, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,7 @@ from engine.errors import (
     ProcessError,
 )
 from engine.expressions import SafeScriptEngine
+from engine.inbox_query import COUNT_CAP, inbox_ids
 from engine.loader import build_specs, load_bpmn_files
 from engine.models import (
     Attachment,
@@ -68,7 +69,7 @@ from engine.store import (
     sync_tasks,
 )
 from engine.timers import next_timer_due
-from engine.views import AuditView, DefinitionView, DeployResult, FormView, InstanceView, TaskView
+from engine.views import AuditView, DefinitionView, DeployResult, FormView, InboxPage, InstanceView, TaskView
 
 Clock = Callable[[], datetime]
 _T, _I, _U = Task.__table__, ProcessInstance.__table__, Unit.__table__
@@ -85,6 +86,8 @@ BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 FORM_SUFFIX = ".form"
 FORM_KEY_PREFIX = "camunda-forms:deployment:"
 MAX_FILES_PER_DEPLOYMENT = 100
+# Per deployed .bpmn/.form file: the REST deploy and the web deploy page refuse larger uploads (413/400).
+MAX_DEPLOY_FILE_BYTES = 5 * 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -191,6 +194,11 @@ class Alur:
                 form_files[file_name] = content
             else:
                 problems.append(Problem(file_name, None, None, "only .bpmn and .form files can be deployed"))
+            if len(content) > MAX_DEPLOY_FILE_BYTES:
+                problems.append(Problem(file_name, None, None,
+                                        f"file is larger than {MAX_DEPLOY_FILE_BYTES // (1024 * 1024)} MB"))
+                bpmn_files.pop(file_name, None)
+                form_files.pop(file_name, None)
 
         loaded_forms: dict[str, forms.FormDefinition] = {}
         for file_name, content in form_files.items():
@@ -341,7 +349,7 @@ class Alur:
             raise AlurError("business key: at most 200 characters")
         with self.db.write() as s:
             unit_row = accounts.get_unit(s, unit)
-            if not (actor.is_admin or actor.is_designer or unit_row.id in actor.unit_ids):
+            if not actor.may_start_in(unit_row.id):
                 raise PermissionDenied(f"{actor.username} holds no role in unit {unit!r}")
             row = self._resolve_definition(s, key, definition_id)
             loaded = self.specs.get(s, row.id)
@@ -375,8 +383,9 @@ class Alur:
                 .join(ProcessDefinition, ProcessDefinition.id == Task.definition_id)
                 .join(Unit, Unit.id == Task.unit_id))
 
-    def _candidate_filter(self, actor: Actor):  # type: ignore[no-untyped-def]
-        """SQL condition: unclaimed tasks the actor may claim through roles, substitutions or name."""
+    def _candidate_filter(self, actor: Actor, *, unassigned_only: bool = True):  # type: ignore[no-untyped-def]
+        """SQL condition: tasks the actor is a candidate for through roles, substitutions or name; by default
+        only unclaimed ones (those they may claim)."""
         by_unit: dict[int, set[str]] = {}
         for unit_id, role in actor.unit_roles:
             by_unit.setdefault(unit_id, set()).add(role)
@@ -384,7 +393,7 @@ class Alur:
         extra = [TaskCandidate.username == actor.username]
         extra += [and_(Task.unit_id == u, TaskCandidate.role.in_(sorted(r))) for u, r in by_unit.items()]
         conds.append(exists().where(TaskCandidate.task_id == Task.id, or_(*extra)))
-        return and_(Task.assignee.is_(None), or_(*conds))
+        return and_(Task.assignee.is_(None), or_(*conds)) if unassigned_only else or_(*conds)
 
     def tasks_for(self, actor: Actor, *, process_key: str | None = None, unit: str | None = None,
                   include_claimable: bool = True, limit: int = 50, offset: int = 0) -> list[TaskView]:
@@ -557,8 +566,7 @@ class Alur:
 
     def instance(self, instance_id: str, actor: Actor = SYSTEM) -> InstanceView:
         with self.db.read() as s:
-            unit_id = s.scalar(select(ProcessInstance.unit_id).where(ProcessInstance.id == instance_id))
-            if unit_id is None or not self._may_view_unit(s, actor, unit_id):
+            if not self._may_view_instance(s, actor, instance_id):
                 raise NotFound(f"instance {instance_id!r} does not exist")
             return self._instance_view(s, instance_id)
 
@@ -629,47 +637,17 @@ class Alur:
                     for u in s.scalars(select(Unit).order_by(Unit.name))]
 
     def inbox(self, actor: Actor, *, process_key: str | None = None, unit: str | None = None,
-              limit: int = 50, offset: int = 0) -> tuple[list[TaskView], int]:
-        """READY tasks: the actor's own first, then those they may claim, each by deadline; plus the total.
-
-        The matching ids come from a UNION of index-friendly branches (mine; per unit its roles; extra
-        candidates) rather than one OR over every READY task, which would scan the whole table."""
+              limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP) -> InboxPage:
+        """READY tasks: the actor's own first, then those they may claim, each by deadline (see inbox_query)."""
         limit = max(1, min(limit, 500))
         offset = max(0, offset)
-        extra: list[Any] = [Task.state == "READY"]
-        if process_key:
-            extra.append(Task.process_key == process_key)
-        if unit:
-            extra.append(Task.unit_id == select(Unit.id).where(Unit.code == unit).scalar_subquery())
-        by_unit: dict[int, set[str]] = {}
-        for unit_id, role in actor.unit_roles:
-            by_unit.setdefault(unit_id, set()).add(role)
-        def branch(flag: int, *where: Any, source: Any = Task) -> Any:
-            # Each branch carries its sort keys, so sorting the union needs no table lookups (the covering
-            # index ix_task_inbox_cover serves the role branches alone).
-            cols = (Task.id.label("id"), literal(flag).label("claimable"), Task.due_at.label("due_at"),
-                    Task.created_at.label("created_at"))
-            q = select(*cols)
-            if source is not Task:
-                q = q.select_from(source).join(Task, Task.id == TaskCandidate.task_id)
-            return q.where(*extra, *where)
-
-        mine = branch(0, Task.assignee == actor.username)
-        claimable = [branch(1, Task.assignee.is_(None), Task.unit_id == u, Task.candidate_role.in_(sorted(roles)))
-                     for u, roles in by_unit.items()]
-        cand = [TaskCandidate.username == actor.username]
-        cand += [and_(Task.unit_id == u, TaskCandidate.role.in_(sorted(r))) for u, r in by_unit.items()]
-        claimable.append(branch(1, Task.assignee.is_(None), or_(*cand), source=TaskCandidate))
-        ids = union(mine, *claimable).subquery()
         with self.db.read() as s:
-            total = s.scalar(select(func.count()).select_from(ids)) or 0
-            page = (select(ids.c.id)
-                    .order_by(ids.c.claimable, ids.c.due_at.is_(None), ids.c.due_at, ids.c.created_at, ids.c.id)
-                    .limit(limit).offset(offset))
-            order = (case((Task.assignee == actor.username, 0), else_=1), Task.due_at.is_(None), Task.due_at,
-                     Task.created_at, Task.id)
-            rows = s.execute(self._task_rows_query().where(Task.id.in_(page)).order_by(*order)).all()
-            return [_task_view(*r) for r in rows], total
+            found = inbox_ids(s, actor, process_key=process_key, unit=unit, limit=limit, offset=offset,
+                              count_cap=count_cap)
+            rows = s.execute(self._task_rows_query().where(Task.id.in_(found.ids))).all() if found.ids else []
+        by_id = {r[0].id: _task_view(*r) for r in rows}
+        tasks = [by_id[i] for i in found.ids if i in by_id]
+        return InboxPage(tasks=tasks, total=found.total, capped=found.capped)
 
     def may_work(self, task_id: str, actor: Actor) -> bool:
         """Whether the actor may complete (or claim) this READY task now."""
@@ -683,10 +661,13 @@ class Alur:
             return self.specs.get(s, definition_id).info
 
     def _may_view_instance(self, s: Session, actor: Actor, instance_id: str) -> bool:
-        unit_id = s.scalar(select(ProcessInstance.unit_id).where(ProcessInstance.id == instance_id))
-        if unit_id is None:
+        """Instances of the units the actor may see, those they started (a designer's test run in any
+        unit), and those they worked on."""
+        row = s.execute(select(ProcessInstance.unit_id, ProcessInstance.started_by)
+                        .where(ProcessInstance.id == instance_id)).one_or_none()
+        if row is None:
             return False
-        if self._may_view_unit(s, actor, unit_id):
+        if row.started_by == actor.username or self._may_view_unit(s, actor, row.unit_id):
             return True
         # Candidate users outside the unit still see the instances they work on.
         return s.scalar(select(exists().where(Task.instance_id == instance_id, or_(
@@ -813,6 +794,15 @@ class Alur:
                 stack.extend(children.get(unit_id, ()))
         return frozenset(seen)
 
+    def instance_statuses(self, instance_ids: list[str]) -> dict[str, str]:
+        """Status of each of these instances (running, suspended, …). Ids the caller got from views the actor
+        may see (e.g. the tasks of a REST task list), so no rights are checked here."""
+        if not instance_ids:
+            return {}
+        with self.db.read() as s:
+            return dict(s.execute(select(ProcessInstance.id, ProcessInstance.status)
+                                  .where(ProcessInstance.id.in_(sorted(set(instance_ids))))).all())
+
     def definition(self, definition_id: str) -> DefinitionView:
         with self.db.read() as s:
             row = s.get(ProcessDefinition, definition_id)
@@ -906,8 +896,8 @@ class Alur:
             self._forms.pop(form_row_id, None)  # SQLite may reuse the row id
 
     def cancel_instance(self, instance_id: str, actor: Actor, *, reason: str | None = None) -> None:
-        """Stop a running instance: its open tasks become CANCELLED, its timers never fire. Admins, and
-        the user who started it, may do this; it is audited with the reason."""
+        """Stop a running or suspended instance: its open tasks become CANCELLED, its timers never fire.
+        Admins, and the user who started it, may do this; it is audited with the reason."""
         reason = (reason or "").strip()[:1000] or None
         with self.db.write() as s:
             inst = s.execute(select(ProcessInstance.unit_id, ProcessInstance.status, ProcessInstance.version,
@@ -917,10 +907,11 @@ class Alur:
                 raise NotFound(f"instance {instance_id!r} does not exist")
             if not (actor.is_admin or started_it):
                 raise PermissionDenied("cancelling an instance needs the admin role or having started it")
-            if inst.status != "running":
+            if inst.status not in ("running", "suspended"):
                 raise InvalidState(f"instance {instance_id} is already {inst.status}")
-            if change_instance_status(s, instance_id, from_states=("running",), to="cancelled", now=self.clock(),
-                                      actor=actor.username, action="cancel", reason=reason) is None:
+            if change_instance_status(s, instance_id, from_states=("running", "suspended"), to="cancelled",
+                                      now=self.clock(), actor=actor.username, action="cancel",
+                                      reason=reason) is None:
                 raise ConflictError(f"instance {instance_id} was changed by someone else at the same time")
 
     _INSTANCE_ORDER: ClassVar[dict[str, Any]] = {
@@ -942,7 +933,7 @@ class Alur:
         with self.db.read() as s:
             visible = self._visible_units(s, actor)
             if visible is not None:
-                conds.append(or_(P.unit_id.in_(sorted(visible)), exists().where(
+                conds.append(or_(P.unit_id.in_(sorted(visible)), P.started_by == actor.username, exists().where(
                     Task.instance_id == P.id,
                     or_(Task.assignee == actor.username, Task.completed_by == actor.username))))
             if instance_ids is not None:
@@ -984,13 +975,16 @@ class Alur:
                     instance_id: str | None = None, definition_id: str | None = None,
                     process_key: str | None = None, element_id: str | None = None, assignee: str | None = None,
                     assigned: bool | None = None, candidate_group: str | None = None,
-                    candidate_user: str | None = None, unit: str | None = None, name: str | None = None,
+                    candidate_user: str | None = None, include_assigned: bool = False,
+                    instance_statuses: list[str] | None = None, unit: str | None = None, name: str | None = None,
                     due_before: datetime | None = None, due_after: datetime | None = None,
                     created_before: datetime | None = None, created_after: datetime | None = None,
                     first: int = 0, limit: int = 100, order_by: str = "created_at",
                     descending: bool = False) -> tuple[list[TaskView], int]:
         """Task rows (any state unless `states`) the actor may see, filtered, with the total.
-        `candidate_group`/`candidate_user` mean what Camunda means: unclaimed tasks that group or user may claim."""
+        `candidate_group`/`candidate_user` mean what Camunda means: unclaimed tasks that group or user may claim;
+        with `include_assigned` (Camunda's includeAssignedTasks) claimed ones too. `instance_statuses` keeps
+        tasks whose instance has one of those statuses (running = active, suspended)."""
         conds: list[Any] = []
         with self.db.read() as s:
             visible = self._visible_units(s, actor)
@@ -1008,15 +1002,18 @@ class Alur:
                     conds.append(column == value)
             if assigned is not None:
                 conds.append(Task.assignee.is_not(None) if assigned else Task.assignee.is_(None))
+            if instance_statuses is not None:
+                held = ProcessInstance.__table__.alias("held")  # the row query joins ProcessInstance itself
+                conds.append(exists().where(held.c.id == Task.instance_id, held.c.status.in_(instance_statuses)))
             if candidate_group:
-                conds.append(and_(Task.assignee.is_(None), or_(
-                    Task.candidate_role == candidate_group,
-                    exists().where(TaskCandidate.task_id == Task.id, TaskCandidate.role == candidate_group))))
+                by_group = or_(Task.candidate_role == candidate_group,
+                               exists().where(TaskCandidate.task_id == Task.id, TaskCandidate.role == candidate_group))
+                conds.append(by_group if include_assigned else and_(Task.assignee.is_(None), by_group))
             if candidate_user:
                 try:
                     who = actor if candidate_user == actor.username else accounts.load_actor(
                         s, candidate_user, today=self._today())
-                    conds.append(self._candidate_filter(who))
+                    conds.append(self._candidate_filter(who, unassigned_only=not include_assigned))
                 except NotFound:
                     return [], 0
             if unit:

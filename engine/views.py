@@ -83,6 +83,15 @@ class TaskView(_View):
 
 
 @dataclass(frozen=True)
+class InboxPage:
+    """One page of 'Tugas Saya'; `total` is a lower bound when `capped` (counting stops at a bound)."""
+
+    tasks: list[TaskView]
+    total: int
+    capped: bool
+
+
+@dataclass(frozen=True)
 class AuditView(_View):
     at: datetime
     actor: str | None

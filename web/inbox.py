@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from engine.inbox_query import COUNT_CAP
 from web.auth import safe_next
 from web.i18n import gettext as _
 
@@ -63,10 +64,14 @@ def index():  # type: ignore[no-untyped-def]
     except ValueError:
         page = 1
     size = current_app.config["ALUR_INBOX_PAGE_SIZE"]
-    tasks, total = svc.inbox(actor, process_key=process_key, unit=unit_code, limit=size, offset=(page - 1) * size)
-    pages = max(1, (total + size - 1) // size)
+    found = svc.inbox(actor, process_key=process_key, unit=unit_code, limit=size, offset=(page - 1) * size,
+                      count_cap=current_app.config.get("ALUR_INBOX_COUNT_CAP", COUNT_CAP))
+    # Past the counting cap the last page is unknown: "Halaman 41", with a next link while more remain.
+    pages = None if found.capped else max(1, (found.total + size - 1) // size)
+    has_next = found.capped or page * size < found.total
     return render_template(
-        "inbox.html", tasks=tasks, total=total, page=page, pages=pages, units=units, my_units=my_units,
+        "inbox.html", tasks=found.tasks, total=found.total, capped=found.capped, page=page, pages=pages,
+        has_next=has_next, units=units, my_units=my_units,
         sops=sops, process_key=process_key, unit_code=unit_code, now=svc.clock(),
         query_next=request.full_path.rstrip("?"),
     )

@@ -36,6 +36,21 @@ def test_inbox_shows_my_lane_and_unit_only(env, client_for):  # type: ignore[no-
     assert "LAP-B" in client_for("kasubag.b").get("/").get_data(as_text=True)
 
 
+def test_inbox_pages_past_the_counting_cap(env, app, client_for):  # type: ignore[no-untyped-def]
+    for i in range(4):
+        env.start("kec-a", f"LAP-{i}")
+    app.config.update(ALUR_INBOX_PAGE_SIZE=1, ALUR_INBOX_COUNT_CAP=2)
+    client = client_for("kasubag")
+    first = client.get("/").get_data(as_text=True)
+    assert "(2+)" in first and "page=2" in first and "dari" not in first  # a lower bound, no "page 1 of 2"
+    shown = []
+    for page in range(1, 5):
+        html = client.get(f"/?page={page}").get_data(as_text=True)
+        shown += [key for key in ("LAP-0", "LAP-1", "LAP-2", "LAP-3") if key in html]
+        assert (f"page={page + 1}" in html) == (page < 4)  # the last page has no next link
+    assert sorted(shown) == ["LAP-0", "LAP-1", "LAP-2", "LAP-3"]
+
+
 def test_another_units_task_is_404_and_nothing_changes(env, client_for):  # type: ignore[no-untyped-def]
     task_id = env.start("kec-b")
     before = _task_row(env, task_id)

@@ -1,0 +1,114 @@
+"""The 'Tugas Saya' query: READY tasks assigned to an actor, then those they may claim, each by deadline.
+
+Staff in a busy kecamatan may claim tens of thousands of open steps, and the inbox is the page they open most,
+so its cost must follow the page size, not the number of tasks. So:
+
+- The candidates are split into disjoint arms: mine; one per (unit, role) and per "has a deadline or not"; the
+  rare extra candidates. A role arm is an equality prefix of the covering index `ix_task_inbox_cover (state,
+  unit_id, candidate_role, assignee, due_at, created_at, id)`, so it comes off the index already in deadline
+  order and `LIMIT offset + limit` reads only that many entries; "mine" uses the small partial index of
+  claimed READY tasks. The arms are merged here, in Python: neither SQLite nor PostgreSQL reliably merges a
+  UNION's pre-sorted arms (SQLite adds a sort per arm as soon as a constant column is in the ORDER BY).
+- Deadline-less steps come last through their own arms, as `due_at IS NULL` in ORDER BY would defeat the index.
+- The total is counted only up to a bound: a page needs to know "more than a thousand", not the exact figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from engine.accounts import Actor
+from engine.models import Task, TaskCandidate, Unit
+
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class InboxIds:
+    """One page of task ids in inbox order and the total, which is a lower bound when `capped`."""
+
+    ids: list[str]
+    total: int
+    capped: bool
+
+
+_Key = tuple[int, int, Any, Any, str]
+
+
+def _arm(*where: Any, no_due: bool, source: Any = Task) -> Select[Any]:
+    q = select(Task.id, Task.due_at, Task.created_at)
+    if source is not Task:
+        q = q.select_from(source).join(Task, Task.id == source.c.task_id)
+    q = q.where(*where, Task.due_at.is_(None) if no_due else Task.due_at.is_not(None))
+    return q.order_by(Task.created_at, Task.id) if no_due else q.order_by(Task.due_at, Task.created_at, Task.id)
+
+
+@functools.lru_cache(maxsize=512)
+def _arms(username: str, unit_roles: frozenset[tuple[int, str]], process_key: str | None, unit_id: int | None
+          ) -> tuple[tuple[int, int, Select[Any], Select[Any]], ...]:
+    """(claimable, no_due, page query, count query) for every arm; together they hold each inbox task exactly
+    once. Cached per actor and filter: building the statements costs more than running them."""
+    common: list[Any] = [Task.state == "READY"]
+    if process_key:
+        common.append(Task.process_key == process_key)
+    if unit_id is not None:
+        common.append(Task.unit_id == unit_id)
+    by_unit: dict[int, set[str]] = {}
+    for unit, role in unit_roles:
+        by_unit.setdefault(unit, set()).add(role)
+
+    groups: list[tuple[int, list[Any], Any]] = [(0, [*common, Task.assignee == username], Task)]
+    unclaimed = [*common, Task.assignee.is_(None)]
+    for unit, roles in sorted(by_unit.items()):
+        for role in sorted(roles):
+            groups.append((1, [*unclaimed, Task.unit_id == unit, Task.candidate_role == role], Task))
+    # Extra candidates (more candidate groups, candidate users) come through task_candidate, minus the tasks the
+    # role arms already return so that no task appears twice. The candidate rows are picked first, in a
+    # materialised CTE: otherwise the planner walks every READY task in deadline order to spare a small sort.
+    all_roles = sorted({r for roles in by_unit.values() for r in roles})
+    mine = or_(TaskCandidate.username == username, *([TaskCandidate.role.in_(all_roles)] if all_roles else []))
+    cte = select(TaskCandidate.task_id, TaskCandidate.role, TaskCandidate.username).where(mine)
+    cand_rows = cte.cte("inbox_candidate").prefix_with("MATERIALIZED")
+    cand = [cand_rows.c.username == username]
+    cand += [and_(Task.unit_id == u, cand_rows.c.role.in_(sorted(r))) for u, r in by_unit.items()]
+    # `candidate_role IS NOT NULL` keeps NOT(...) true, not NULL, for role-less tasks (three-valued logic).
+    covered = [and_(Task.unit_id == u, Task.candidate_role.is_not(None), Task.candidate_role.in_(sorted(r)))
+               for u, r in by_unit.items()]
+    groups.append((1, [*unclaimed, or_(*cand), *([not_(or_(*covered))] if covered else [])], cand_rows))
+    arms = []
+    for claimable, where, source in groups:
+        for no_due in (False, True):
+            q = _arm(*where, no_due=no_due, source=source)
+            q = q.distinct() if source is not Task else q
+            arms.append((claimable, int(no_due), q.limit(bindparam("n")),
+                         select(func.count()).select_from(q.order_by(None).limit(bindparam("n")).subquery())))
+    return tuple(arms)
+
+
+def inbox_ids(s: Session, actor: Actor, *, process_key: str | None = None, unit: str | None = None,
+              limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP) -> InboxIds:
+    conn = s.connection()  # Core execution: these are a dozen tiny index reads, ORM overhead would dominate
+    unit_id = conn.execute(select(Unit.id).where(Unit.code == unit)).scalar() if unit else None
+    if unit and unit_id is None:
+        return InboxIds(ids=[], total=0, capped=False)
+    arms = _arms(actor.username, frozenset(actor.unit_roles), process_key, unit_id)
+    runs: list[list[_Key]] = []
+    for claimable, no_due, page_q, _ in arms:
+        rows = conn.execute(page_q, {"n": offset + limit}).all()
+        runs.append([(claimable, no_due, due, created, tid) for tid, due, created in rows])
+    page = list(itertools.islice(heapq.merge(*runs), offset, offset + limit))
+    # Count one past what the page needs so "is there a next page" is always known, even beyond the cap.
+    bound = max(count_cap, offset + limit) + 1
+    n = 0
+    for _, _, _, count_q in arms:
+        if n >= bound:
+            break
+        n += conn.execute(count_q, {"n": bound - n}).scalar() or 0
+    return InboxIds(ids=[key[4] for key in page], total=min(n, bound - 1), capped=n >= bound)
