@@ -54,6 +54,10 @@ class Actor:
     def unit_ids(self) -> frozenset[int]:
         return frozenset(u for u, _ in self.unit_roles)
 
+    def may_start_in(self, unit_id: int) -> bool:
+        """Starting an instance: in a unit where one holds a role; designers (test runs) and admins anywhere."""
+        return self.is_designer or unit_id in self.unit_ids
+
 
 # The operator at the command line, and the engine itself (timers): may do anything.
 SYSTEM = Actor(username="system", is_system=True, global_roles=frozenset({"admin"}))

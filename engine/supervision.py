@@ -239,7 +239,7 @@ class InstanceDetail:
 
 def _load_instance(service: Alur, s: Session, instance_id: str, actor: Actor) -> ProcessInstance:
     inst = s.get(ProcessInstance, instance_id)
-    if inst is None or not service._may_view_unit(s, actor, inst.unit_id):
+    if inst is None or not service._may_view_instance(s, actor, instance_id):
         raise NotFound(f"instance {instance_id!r} does not exist")
     return inst
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from engine.service import MAX_DEPLOY_FILE_BYTES
 from web.rest.common import actor, arg_bool, format_date, paging, service
 from web.rest.definitions import definition_json
 from web.rest.errors import bad_request, error_response
@@ -15,7 +16,7 @@ bp = Blueprint("deployments", __name__)
 # Multipart fields that are settings, not resources (Camunda's names).
 SETTINGS = {"deployment-name", "deployment-source", "enable-duplicate-filtering", "deploy-changed-only",
             "tenant-id", "deployment-activation-time"}
-MAX_RESOURCE_BYTES = 5 * 1024 * 1024
+MAX_RESOURCE_BYTES = MAX_DEPLOY_FILE_BYTES  # the web deploy page uses the same cap
 
 
 def deployment_json(d: dict[str, Any]) -> dict[str, Any]:

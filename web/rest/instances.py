@@ -18,9 +18,21 @@ _SORT = {"instanceId": "id", "definitionKey": "process_key", "definitionId": "de
          "businessKey": "business_key", "tenantId": "started_at"}
 
 
+def status_filter(active: bool | None, suspended: bool | None) -> list[str]:
+    """Camunda's `active`/`suspended` flags (only `true` narrows; `false` is the default, no filter) as the
+    instance statuses to keep. Both true leaves nothing, as in Camunda."""
+    statuses = ["running", "suspended"]
+    if active:
+        statuses = [s for s in statuses if s == "running"]
+    if suspended:
+        statuses = [s for s in statuses if s == "suspended"]
+    return statuses
+
+
 def _query(first: int, limit: int) -> tuple[list[InstanceView], int]:
     a = request.args
-    if arg_bool("suspended") or a.get("withoutTenantId") == "true":
+    statuses = status_filter(arg_bool("active"), arg_bool("suspended"))
+    if not statuses or a.get("withoutTenantId") == "true":
         return [], 0
     ids = [i for i in (a.get("processInstanceIds") or "").split(",") if i]
     units = [u for u in (a.get("tenantIdIn") or "").split(",") if u]
@@ -30,7 +42,7 @@ def _query(first: int, limit: int) -> tuple[list[InstanceView], int]:
     return service().query_instances(
         actor(), instance_ids=ids or None, definition_id=a.get("processDefinitionId") or None,
         process_key=a.get("processDefinitionKey") or None, business_key=a.get("businessKey") or None,
-        statuses=["running", "suspended"], unit=units[0] if units else None, first=first, limit=limit,
+        statuses=statuses, unit=units[0] if units else None, first=first, limit=limit,
         order_by=order, descending=descending)
 
 

@@ -67,11 +67,12 @@ def document() -> dict[str, Any]:
     task_filters = [_q(n) for n in ("taskId", "processInstanceId", "processDefinitionId", "processDefinitionKey",
                                     "taskDefinitionKey", "assignee", "candidateGroup", "candidateUser", "name",
                                     "tenantIdIn")]
-    task_filters += [_q("assigned", _BOOL), _q("unassigned", _BOOL)]
+    task_filters += [_q(n, _BOOL) for n in ("assigned", "unassigned", "includeAssignedTasks", "active", "suspended")]
     task_filters += [_q(n, _DATE_Q) for n in ("dueBefore", "dueAfter", "createdBefore", "createdAfter")]
     task_filters += _sort(["created", "dueDate", "followUpDate", "name", "id", "assignee", "instanceId"])
     instance_filters = [_q(n) for n in ("processInstanceIds", "businessKey", "processDefinitionId",
                                         "processDefinitionKey", "tenantIdIn")]
+    instance_filters += [_q("active", _BOOL), _q("suspended", _BOOL)]
     instance_filters += _sort(["instanceId", "definitionKey", "definitionId", "businessKey"])
     definition_filters = [_q(n) for n in ("key", "keysIn", "processDefinitionId", "deploymentId", "name",
                                           "nameLike", "keyLike", "resourceName")]
@@ -99,6 +100,14 @@ def document() -> dict[str, Any]:
     definition_list, definition_count = _list("List process definitions", "ProcessDefinition", definition_filters)
     instance_list, instance_count = _list("List running process instances", "ProcessInstance", instance_filters)
     task_list, task_count = _list("List open tasks", "Task", task_filters)
+    task_query_body = {"required": False, "content": {"application/json": {"schema": _ref("TaskQuery")}}}
+    task_list["post"] = {
+        "summary": "List open tasks, the query in the body (Camunda's Get Tasks (POST))",
+        "parameters": _PAGING, "requestBody": task_query_body,
+        "responses": {"200": _json({"type": "array", "items": _ref("Task")}), **_COMMON_ERRORS}}
+    task_count["post"] = {
+        "summary": "Count open tasks, the query in the body", "parameters": [], "requestBody": task_query_body,
+        "responses": {"200": _json(_ref("Count")), **_COMMON_ERRORS}}
     hi_list, hi_count = _list("List historic process instances", "HistoricProcessInstance", hist_instance_filters)
     ht_list, ht_count = _list("List historic tasks", "HistoricTask", hist_task_filters)
     ha_list, ha_count = _list("List historic activity instances (user tasks)", "HistoricActivityInstance",
@@ -142,7 +151,7 @@ def document() -> dict[str, Any]:
         "/process-instance/count": instance_count,
         "/process-instance/{id}": {
             **_get("Get a running process instance", _json(_ref("ProcessInstance")), [_p("id")]),
-            **_no_content("delete", "Cancel a running instance (admin, or who started it; audited)",
+            **_no_content("delete", "Cancel a running or suspended instance (admin, or who started it; audited)",
                           [_p("id"), _q("deleteReason"), _q("skipCustomListeners", _BOOL),
                            _q("skipIoMappings", _BOOL)]),
         },
@@ -203,6 +212,17 @@ def document() -> dict[str, Any]:
         "CompleteRequest": {"type": "object", "properties": {
             "variables": _ref("VariableMap"), "withVariablesInReturn": _BOOL}},
         "UserIdRequest": {"type": "object", "properties": {"userId": _STR_N}},
+        "TaskQuery": {"type": "object", "additionalProperties": False, "properties": {
+            **{k: _STR_N for k in ("taskId", "processInstanceId", "processDefinitionId", "processDefinitionKey",
+                                    "taskDefinitionKey", "assignee", "candidateGroup", "candidateUser", "name")},
+            **{k: {"type": "boolean", "nullable": True} for k in (
+                "assigned", "unassigned", "includeAssignedTasks", "active", "suspended", "withoutTenantId")},
+            **{k: _DATE_N for k in ("dueBefore", "dueAfter", "createdBefore", "createdAfter")},
+            "tenantIdIn": {"type": "array", "items": _STR, "description": "one unit code"},
+            "sorting": {"type": "array", "maxItems": 1, "items": {"type": "object", "properties": {
+                "sortBy": {"type": "string", "enum": ["created", "dueDate", "followUpDate", "name", "id",
+                                                      "assignee", "instanceId"]},
+                "sortOrder": {"type": "string", "enum": ["asc", "desc"]}}}}}},
         "ProcessInstance": {"type": "object", "properties": {
             "links": {"type": "array", "items": link}, "id": _STR, "definitionId": _STR, "businessKey": _STR_N,
             "caseInstanceId": _STR_N, "ended": _BOOL, "suspended": _BOOL, "tenantId": _STR_N,
