@@ -1,7 +1,8 @@
 """The app factory: one `Alur` service per app, Flask-Login sessions, CSRF on every form, Bahasa Indonesia.
 
 `create_app()` with no arguments reads the environment (`ALUR_DATABASE_URL`, `ALUR_INSTANCE_DIR`,
-`ALUR_SECRET_KEY`, `ALUR_SECURE_COOKIES`), which is what `gunicorn 'web.app:create_app()'` needs.
+`ALUR_SECRET_KEY`, `ALUR_SECURE_COOKIES`, `ALUR_ENV`), which is what `gunicorn 'web.app:create_app()'` needs.
+With `ALUR_ENV=production` it raises `web.security.InsecureConfiguration` instead of starting without a secret.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, render_template, request
+from flask import Flask, g, render_template
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -24,7 +25,7 @@ from engine.db import Database
 from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied
 from engine.service import Alur
 from web import i18n
-from web.security import LoginLimiter, load_web_user
+from web.security import LoginLimiter, SessionRevocations, add_security_headers, apply_environment, load_web_user
 
 csrf = CSRFProtect()
 
@@ -76,8 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
         ALUR_DATABASE_URL=settings.database_url,
     )
     app.config.update(config)
-    if app.config.get("SESSION_COOKIE_SECURE"):
-        app.config["REMEMBER_COOKIE_SECURE"] = True
+    apply_environment(app, config)  # ALUR_ENV=production: secret, Secure cookies, no debug (or refuse)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key(instance_dir)
 
@@ -87,6 +87,8 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     app.extensions["alur_attachments"] = AttachmentStore(instance_dir / "attachments")
     app.extensions["alur_login_limiter"] = LoginLimiter(app.config["ALUR_LOGIN_MAX_FAILURES"],
                                                         app.config["ALUR_LOGIN_WINDOW_SECONDS"])
+    app.extensions["alur_session_revocations"] = SessionRevocations(
+        instance_dir / "revoked-sessions", app.config["PERMANENT_SESSION_LIFETIME"].total_seconds())
 
     csrf.init_app(app)
     login = LoginManager(app)
@@ -105,16 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     app.register_blueprint(tasks_bp)
     _register_error_pages(app)
 
-    @app.after_request
-    def _headers(response):  # type: ignore[no-untyped-def]
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
-        if request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")  # pages show personal data
-        return response
+    app.after_request(add_security_headers)  # CSP, nosniff, framing, HSTS...: web/security.py
 
     from web.rest import init_app as init_rest; init_rest(app)  # noqa: E702, I001 (Camunda 7 REST subset)
     app.register_blueprint(__import__("web.supervisor", fromlist=["bp"]).bp)  # Pengawasan: web/supervisor.py

@@ -77,6 +77,8 @@ def login():  # type: ignore[no-untyped-def]
 @bp.post("/keluar")
 @login_required
 def logout():  # type: ignore[no-untyped-def]
+    # The cookie is signed, not stored: remember that this session ended so a copy of it is refused too.
+    current_app.extensions["alur_session_revocations"].revoke(session.get("sid"))
     logout_user()
     locale = session.get("locale")
     session.clear()

@@ -46,8 +46,12 @@ def serve(host: str, port: int, worker_interval: float) -> None:
     from werkzeug.serving import run_simple
 
     from web.app import create_app
+    from web.security import InsecureConfiguration
 
-    app = create_app()
+    try:
+        app = create_app()
+    except InsecureConfiguration as exc:  # e.g. ALUR_ENV=production without ALUR_SECRET_KEY
+        raise click.ClickException(str(exc)) from None
     service = app.extensions["alur"]
     handle = _start_worker(service, worker_interval) if worker_interval > 0 else None
     click.echo(f"Alur: http://{host}:{port}/  (Ctrl+C to stop)"
