@@ -474,6 +474,16 @@ class Alur:
                   task_id=task_id)
         return self.task(task_id, SYSTEM)
 
+    def previous_submission(self, task_id: str, actor: Actor = SYSTEM) -> dict[str, Any]:
+        """The data last submitted for the same step of the same instance: a step reached again through a
+        revision loop (koreksi) starts from what was sent the round before, not from an empty form."""
+        task = self.task(task_id, actor)  # NotFound unless the actor may see it
+        with self.db.read() as s:
+            data = s.scalar(select(Task.form_data).where(
+                Task.instance_id == task.instance_id, Task.element_id == task.element_id,
+                Task.state == "COMPLETED", Task.id != task.id).order_by(Task.completed_at.desc()).limit(1))
+        return dict(data or {})
+
     def task_form(self, task_id: str, actor: Actor = SYSTEM) -> forms.FormDefinition | None:
         with self.db.read() as s:
             task = s.get(Task, task_id)

@@ -94,7 +94,13 @@ def _initial_values(form: forms.FormDefinition | None) -> dict[str, Any]:
 @login_required
 def show(task_id: str):  # type: ignore[no-untyped-def]
     ctx = _context(task_id)
-    return _render(ctx, _initial_values(ctx["form"]), {})
+    values = _initial_values(ctx["form"])
+    if ctx["may_work"] and ctx["form"] is not None:
+        keys = {f.key for f in ctx["form"].fields}
+        previous = {k: v for k, v in _svc().previous_submission(task_id, current_user.actor).items() if k in keys}
+        values.update(previous)
+        ctx["prefilled"] = bool(previous)
+    return _render(ctx, values, {})
 
 
 def _form_values(form: forms.FormDefinition | None) -> MultiDict[str, str]:

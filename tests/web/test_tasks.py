@@ -180,6 +180,26 @@ def test_submit_racing_a_completion_between_reads_is_409_not_403(env, app, monke
     assert _audit_count(env, "complete") == 1
 
 
+def test_a_step_reached_again_through_the_loop_starts_from_the_last_round(env, client_for):  # type: ignore[no-untyped-def]
+    task_id = env.start()
+    kasubag, camat = client_for("kasubag"), client_for("camat")
+    fresh = kasubag.get(f"/tugas/{task_id}").get_data(as_text=True)
+    assert "Laporan bulanan" not in fresh and "putaran sebelumnya" not in fresh
+    assert kasubag.post(f"/tugas/{task_id}", data=GOOD).status_code == 302
+    with env.db.read() as s:
+        review = s.scalar(select(Task.id).where(Task.element_id == "Step_2", Task.state == "READY"))
+    sent_back = camat.post(f"/tugas/{review}", data={"keputusan": "tidak", "catatan": "Kode salah",
+                                                      "action": "complete"})
+    assert sent_back.status_code == 302
+    with env.db.read() as s:
+        again = s.scalar(select(Task.id).where(Task.element_id == "Step_1", Task.state == "READY"))
+    assert again and again != task_id
+    page = kasubag.get(f"/tugas/{again}").get_data(as_text=True)
+    assert 'value="Laporan bulanan"' in page and 'value="AB-123"' in page and "putaran sebelumnya" in page
+    # Someone who may only look at the step sees no pre-filled form data of another round.
+    assert "putaran sebelumnya" not in camat.get(f"/tugas/{again}").get_data(as_text=True)
+
+
 def test_late_reason_is_required_past_the_deadline(env, client_for):  # type: ignore[no-untyped-def]
     task_id = env.start()
     env.clock.advance(hours=5)
