@@ -87,3 +87,8 @@ def test_instance_list_and_report_fit_a_phone(sup: Env, server: str, phone) -> N
     phone.wait_for_selector("#alur-diagram[data-state=ready]", timeout=15000)
     _fits(phone)
     phone.locator(".alur-timeline").screenshot(path=str(ARTIFACTS / "phone-instance-timeline-en.png"))
+    definition_id = sup.service.definitions(key="sop_uji")[0].id
+    phone.goto(f"{server}/pengawasan/definitions/{definition_id}")
+    _fits(phone)
+    phone.goto(f"{server}/pengawasan/notifikasi?semua=1")
+    _fits(phone)
