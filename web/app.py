@@ -111,6 +111,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
 
     from web.rest import init_app as init_rest; init_rest(app)  # noqa: E702, I001 (Camunda 7 REST subset)
     app.register_blueprint(__import__("web.supervisor", fromlist=["bp"]).bp)  # Pengawasan: web/supervisor.py
+    app.register_blueprint(__import__("web.designer", fromlist=["bp"]).bp)  # Desain Proses: web/designer.py
     return app
 
 

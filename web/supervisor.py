@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from engine import report_export, supervision
+from engine import catalog, report_export, supervision
 from engine.errors import FormValidationError, NotFound
 from engine.reports import format_minutes
 from engine.sop.render import render_html
@@ -319,8 +319,19 @@ def definition(definition_id: str):  # type: ignore[no-untyped-def]
     key, resource, _xml = supervision.definition_source(_svc(), definition_id)
     versions = supervision.definition_versions(_svc(), key)
     current = next(v for v in versions if v["id"] == definition_id)
+    # The "Mulai" form (web/designer.py starts): on the latest version, in the units the user may start in.
+    start_units = catalog.startable_units(_svc(), _actor()) if versions[0]["id"] == definition_id else []
     return render_template("supervisor/definition.html", key=key, resource=resource, versions=versions,
-                           current=current, info=_svc().definition_info(definition_id))
+                           current=current, info=_svc().definition_info(definition_id), start_units=start_units)
+
+
+@bp.get("/definitions/<definition_id>/diagram.json")
+@login_required
+def definition_diagram(definition_id: str):  # type: ignore[no-untyped-def]
+    if not supervision.may_see_any_unit(_actor()) and not _actor().is_designer:
+        abort(404)
+    _key, _resource, xml = supervision.definition_source(_svc(), definition_id)
+    return jsonify({"xml": xml, "markers": [], "badges": []})
 
 
 @bp.get("/definitions/<definition_id>/dokumen")
