@@ -185,6 +185,9 @@ _DURATION_RE = re.compile(
     rf"(?:T(?:{_NUMBER}H)?(?:{_NUMBER}M)?(?:{_NUMBER}S)?)?"
 )
 _FIELDS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+_DAYS_PER_UNIT = {"years": 365.2425, "months": 365.2425 / 12, "weeks": 7, "days": 1, "hours": 1 / 24,
+                  "minutes": 1 / 1440, "seconds": 1 / 86400}
+MAX_DURATION_YEARS = 100
 
 
 @functools.lru_cache(maxsize=1024)
@@ -219,6 +222,10 @@ def parse_iso_duration(text: str) -> IsoDuration:
             values[_FIELDS[i]] = float(token)
         else:
             values[_FIELDS[i]] = int(token)
+    # Bounded, because the text may come from a form (`${batas}`): P99999999D would walk the calendar for a minute.
+    days = sum(values.get(name, 0) * factor for name, factor in _DAYS_PER_UNIT.items())
+    if days > MAX_DURATION_YEARS * 365.2425 + 1e-6:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION_YEARS} years; {hint}")
     return IsoDuration(**values)  # type: ignore[arg-type]
 
 

@@ -25,6 +25,15 @@ UNSUPPORTED_TASKS = {
     "receiveTask": "receive tasks are not supported (Alur has no message API); use a user task or a timer",
     "businessRuleTask": "business rule (DMN) tasks are not supported; use an exclusive gateway with conditions",
 }
+# Camunda extensions that run code. Alur runs none, so a model relying on them would silently skip what it says.
+UNSUPPORTED_EXTENSIONS = {
+    "executionListener": "camunda:executionListener is not supported (no Java class, expression or script runs "
+                         "in Alur); remove it or model the work as a user task",
+    "taskListener": "camunda:taskListener is not supported (no Java class, expression or script runs in Alur); "
+                    "remove it or model the work as a user task",
+    "script": "camunda:script is not supported: " + SCRIPTS_REFUSED,
+    "connector": "camunda:connector is not supported (Alur calls no external services)",
+}
 
 
 @dataclass
@@ -101,6 +110,11 @@ class _FileChecker:
         # these with, and accepting them would make a process that stops or does nothing when it gets there.
         for tag, why in UNSUPPORTED_TASKS.items():
             for element in _iter_bpmn(self.root, tag):
+                self.add(element, why)
+        for tag, why in UNSUPPORTED_EXTENSIONS.items():
+            for element in self.root.iter(f"{{{NS['camunda']}}}{tag}"):
+                if tag == "script" and any(_local(a.tag).endswith("Listener") for a in element.iterancestors()):
+                    continue  # the listener holding it is reported already
                 self.add(element, why)
         self.check_user_tasks()
         self.check_timers()
@@ -214,6 +228,11 @@ def load_bpmn_files(
             continue
         trees[file_name] = tree
         file_problems = _xsd_problems(tree, file_name)
+        try:
+            content.decode("utf-8")  # the file is stored and served as text: valid XML in UTF-16 or Latin-1 is not
+        except UnicodeDecodeError as err:
+            file_problems.append(Problem(file_name, None, None, f"the file is not UTF-8 (byte {err.start}): save it "
+                                                                f"as UTF-8, as Camunda Modeler does"))
         file_problems += _FileChecker(file_name, tree.getroot(), form_ids, form_files).run()
         processes = describe_processes(tree, file_name)
         if not any(p.is_executable for p in processes):

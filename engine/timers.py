@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
@@ -116,6 +117,13 @@ def _resolve(my_task: Any, text: str) -> Any:
     return text
 
 
+def _unusable(my_task: Any, text: str, err: Exception) -> WorkflowTaskException:
+    """A timer whose text (or the variable it reads) gives no usable moment: a process error the service
+    reports (ProcessError), not a crash. E.g. `${batas}` where a user typed `P99999999D` or `besok`."""
+    return WorkflowTaskException(f"timer {text.strip()!r} gives no usable moment: {err}", task=my_task,
+                                 exception=err)
+
+
 class AlurTimerMixin:
     """Shared behaviour; `details` reports SpiffWorkflow's class name so callers can filter on it."""
 
@@ -137,7 +145,10 @@ class AlurTimeDateEventDefinition(AlurTimerMixin, TimeDateEventDefinition):
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             value = _resolve(my_task, self.expression)
-            due = value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(str(value))
+            try:
+                due = value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(str(value))
+            except (ValueError, OverflowError) as err:
+                raise _unusable(my_task, self.expression, err) from err
             event_value = due.isoformat()
             my_task._set_internal_data(event_value=event_value)
         if _now(my_task) >= datetime.fromisoformat(event_value):
@@ -153,7 +164,10 @@ class AlurDurationTimerEventDefinition(AlurTimerMixin, DurationTimerEventDefinit
         now = _now(my_task)
         if event_value is None:
             duration = str(_resolve(my_task, self.expression))
-            event_value = add_duration(my_task, now, duration).isoformat()
+            try:
+                event_value = add_duration(my_task, now, duration).isoformat()
+            except (ValueError, OverflowError) as err:
+                raise _unusable(my_task, self.expression, err) from err
             my_task._set_internal_data(event_value=event_value)
         if now >= datetime.fromisoformat(event_value):
             my_task._set_internal_data(event_fired=True)
@@ -168,8 +182,12 @@ class AlurCycleTimerEventDefinition(AlurTimerMixin, CycleTimerEventDefinition):
         now = _now(my_task)
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
-            cycles, start, duration = parse_cycle(str(_resolve(my_task, self.expression)))
-            first = start if start is not None else add_duration(my_task, now, duration)
+            text = str(_resolve(my_task, self.expression))
+            try:
+                cycles, start, duration = parse_cycle(text)
+                first = start if start is not None else add_duration(my_task, now, duration)
+            except (ValueError, OverflowError) as err:
+                raise _unusable(my_task, self.expression, err) from err
             event_value = {"cycles": cycles, "next": first.isoformat(), "duration": duration}
 
         ready = False

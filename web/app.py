@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from engine.attachments import MAX_ATTACHMENT_BYTES, AttachmentStore
 from engine.config import Settings
 from engine.db import Database
-from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied
+from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied, ProcessError
 from engine.service import Alur
 from web import i18n
 from web.security import LoginLimiter, SessionRevocations, add_security_headers, apply_environment, load_web_user
@@ -145,6 +145,12 @@ def _register_error_pages(app: Flask) -> None:
         return page(409, _("Sudah diselesaikan"),
                     _("Langkah ini sudah diselesaikan atau diubah oleh orang lain. Tidak ada yang diubah "
                       "oleh kiriman Anda."))
+
+    @app.errorhandler(ProcessError)
+    def _process(exc: Exception):  # type: ignore[no-untyped-def]
+        return page(422, _("Proses tidak dapat dilanjutkan"),
+                    _("Langkah ini tidak dapat diselesaikan dengan isian ini; tidak ada yang diubah. Periksa "
+                      "isian Anda, atau hubungi perancang SOP bila pesan ini muncul lagi."), str(exc))
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]

@@ -38,6 +38,7 @@ def _after(response: Response) -> Response:
     return auth.add_cors_headers(response)
 
 
+@bp.errorhandler(413)  # the app's HTML page for 413 would otherwise win (code handlers come first)
 @bp.errorhandler(Exception)
 def _error(exc: Exception) -> Response:
     if not isinstance(exc, HTTPException) and not hasattr(exc, "status"):
