@@ -157,7 +157,7 @@ def test_versions_duplicates_and_the_definitions_list(designer_env: Env, client_
     listing = designer.get("/desain/").get_data(as_text=True)
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", listing, re.S) if "desain_uji" in r)
     assert f'href="/pengawasan/definitions/{v2.id}">Proses Desain Uji</a>' in row
-    assert f'href="/pengawasan/definitions/{v1.id}"' in row and "v2 <span" in row
+    assert f'href="/pengawasan/definitions/{v1.id}"' in row and 'data-label="Versi terbaru">v2<br>' in row
     assert '<td class="n" data-label="Instans berjalan">3</td>' in row
     assert "(2)" in row and "(1)" in row  # running per version
     assert "web_flow" in listing  # the process deployed before is listed too
