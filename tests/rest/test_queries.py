@@ -112,3 +112,14 @@ def test_task_query_in_a_post_body(rest: Rest) -> None:
     assert rest.post("/task", "admin", json=[1]).status_code == 400
     assert rest.post("/task?maxResults=5000", "admin", json={}).status_code == 400
     assert rest.post("/task/count", "staf", json={"candidateGroup": "Kasubag"}).json == {"count": 3}
+
+
+def test_the_starter_sees_the_instance_started_in_another_unit(rest: Rest) -> None:
+    rest.deploy()
+    # The designer holds no unit role: before, the start succeeded but the instance was then invisible to them.
+    r = rest.post("/process-definition/key/web_flow/tenant-id/kec-b/start", "desainer", json={"businessKey": "UJI"})
+    instance_id = r.json["id"]
+    assert rest.get(f"/process-instance/{instance_id}", "desainer").json["tenantId"] == "kec-b"
+    assert [i["id"] for i in rest.get("/process-instance", "desainer").json] == [instance_id]
+    assert rest.get(f"/process-instance/{instance_id}/variables", "desainer").status_code == 200
+    assert rest.get(f"/process-instance/{instance_id}", "kasubag").status_code == 404  # others still do not
