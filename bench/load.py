@@ -430,6 +430,55 @@ class Cluster:
         return n, last
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_backends(db_name: str) -> dict[int, float]:
+    """CPU seconds of every PostgreSQL backend serving `db_name` (from their `ps` titles), by pid."""
+    out: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {db_name} " in title:
+            out[int(entry.name)] = process_cpu(int(entry.name))
+    return out
+
+
+class CpuMeter:
+    """CPU used during the run by the server, the workers, PostgreSQL (this database's backends) and the
+    client: unlike latency, it hardly depends on what else the machine is doing."""
+
+    def __init__(self, cluster: Cluster, db_name: str):
+        self.cluster = cluster
+        self.db_name = db_name
+
+    def snapshot(self) -> dict[str, Any]:
+        c = self.cluster
+        web = [c.server.pid, *c.gunicorn_children()] if c.server is not None else []
+        times = os.times()
+        return {"web": {p: process_cpu(p) for p in web},
+                "workers": {p.pid: process_cpu(p.pid) for p in c.workers},
+                "postgres": postgres_backends(self.db_name),
+                "client": times.user + times.system}
+
+    @staticmethod
+    def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+        out = {"client": after["client"] - before["client"]}
+        for kind in ("web", "workers", "postgres"):
+            out[kind] = sum(cpu - before[kind].get(pid, 0.0) for pid, cpu in after[kind].items())
+        return out
+
+
 # ---------------------------------------------------------------------------------------------- client
 
 
@@ -763,7 +812,8 @@ def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: A
     echo(f"signed in {len(users)} users in {sign_in_s:.1f} s; {n_timers} timer instances due during the run")
     info: dict[str, Any] = {"users": users}
     load_before = load_average()
-    cpu0 = os.times()
+    meter = CpuMeter(cluster, o.db_name)
+    cpu0 = meter.snapshot()
     t0 = time.monotonic()
     for u in users:
         u.start()
@@ -778,8 +828,7 @@ def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: A
     if side is not None:
         side.join(60)
     load_after = load_average()
-    cpu1 = os.times()
-    client_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    cpu = CpuMeter.delta(cpu0, meter.snapshot())
     for u in users:
         u.client.close()
     cluster.stop()
@@ -804,7 +853,7 @@ def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: A
         "elapsed_s": elapsed, "completions": len(stats.acks), "rate": len(stats.acks) / elapsed if elapsed else 0.0,
         "latency_ms": {k: summarise(v) for k, v in stats.latency.items()},
         "errors": dict(stats.errors), "error_count": sum(stats.errors.values()), "idle_polls": stats.idle,
-        "load_before": load_before, "load_after": load_after, "client_cpu_s": client_cpu,
+        "load_before": load_before, "load_after": load_after, "cpu_s": cpu, "client_cpu_s": cpu["client"],
         "final_worker_round": final_round.stdout.strip()[-300:], "server_tracebacks": cluster.tracebacks()[0],
         "last_traceback": cluster.tracebacks()[1],
         "checks": checks, "alur_check": check, "server_starts": cluster.server_starts,
@@ -847,7 +896,10 @@ def print_summary(r: dict[str, Any], echo: Callable[[str], None] = print) -> Non
         echo(f"  {label:<16} n={s['n']:>6}  p50 {fmt(s['p50'])} ms  p99 {fmt(s['p99'])} ms  max {fmt(s['max'])} ms")
     echo(f"  errors: {r['error_count']} {r['errors'] or ''}; idle inbox polls: {r['idle_polls']}; "
          f"server tracebacks: {r['server_tracebacks']}")
-    echo(f"  load average before {r['load_before']}, after {r['load_after']}; client CPU {r['client_cpu_s']:.1f} s")
+    echo(f"  load average before {r['load_before']}, after {r['load_after']}")
+    n = max(1, r["completions"])
+    echo("  CPU per completion: " + ", ".join(f"{k} {v * 1000 / n:.1f} ms" for k, v in r["cpu_s"].items())
+         + f" (total {sum(r['cpu_s'].values()) * 1000 / n:.1f} ms)")
     c = r["checks"]
     echo(f"  acknowledged {c['acknowledged']:,}, lost {c['lost']}, unknown outcome {c['unknown_outcome']} "
          f"(completed {c['unknown_completed']}, still ready {c['unknown_still_ready']})")
