@@ -74,6 +74,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "datetime": ("tanggal dan waktu tidak valid", "invalid date and time"),
     "text": ("harus teks", "must be text"),
     "control_chars": ("mengandung karakter kontrol yang tidak diizinkan", "contains control characters"),
+    "encoding": ("berisi karakter rusak (bukan teks UTF-8 yang sah)", "contains garbled characters (not valid UTF-8)"),
     "not_mapping": ("data harus berupa objek", "data must be an object"),
     "too_many_keys": ("terlalu banyak field (maksimal {n})", "too many fields (at most {n})"),
     "too_deep": ("data terlalu bertingkat (maksimal {n} tingkat)", "data nested too deeply (at most {n})"),
@@ -908,9 +909,12 @@ def _compute_expressions(form: FormDefinition, context: dict[str, Any]) -> None:
 
 
 def _get(data: Mapping[str, Any], f: Field) -> Any:
-    if f.type == "checklist" and hasattr(data, "getlist"):
-        values = data.getlist(f.key)  # a MultiDict from an HTML form: one entry per ticked box
-        return values if len(values) != 1 else values[0]
+    if hasattr(data, "getlist"):  # a MultiDict from an HTML form
+        values = data.getlist(f.key)
+        if f.type == "checklist":  # one entry per ticked box
+            return values if len(values) != 1 else values[0]
+        if len(values) > 1:  # a one-value field sent twice: a tampered form, refused as a list (not the first wins)
+            return values
     return data.get(f.key)
 
 
@@ -1030,9 +1034,23 @@ def _clean_text(raw: Any, locale: str, *, multiline: bool) -> str | None:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
     if _has_control_chars(text, allow_newlines=multiline):
         raise _Invalid("control_chars", locale)
+    if "\ufffd" in text:  # what a server's decoder leaves of bytes that were not UTF-8
+        raise _Invalid("encoding", locale)
     if len(text) > MAX_STRING_CHARS:
         raise _Invalid("too_long", locale, n=MAX_STRING_CHARS)
     return text or None
+
+
+def text_problem(text: str, max_chars: int, *, multiline: bool = True, locale: str = "id") -> str | None:
+    """Why free text outside a form (a comment, a reason, a business key) cannot be stored, or None: too long,
+    control characters (NUL, ESC, ...; newlines only when `multiline`), lone surrogates, or U+FFFD."""
+    if len(text) > max_chars:
+        return message("max_length", locale, n=max_chars)
+    if _has_control_chars(text, allow_newlines=multiline, allow_cr=multiline):
+        return message("control_chars", locale)
+    if "\ufffd" in text:
+        return message("encoding", locale)
+    return None
 
 
 def _has_control_chars(text: str, *, allow_newlines: bool = True, allow_cr: bool = False) -> bool:

@@ -178,6 +178,9 @@ class Alur:
             raise PermissionDenied("deploying needs the designer role")
         if not files:
             raise DeployError([Problem("(deployment)", None, None, "no files to deploy")])
+        for label, text in (("deployment name", name), ("deployment source", source)):
+            if text and (problem := forms.text_problem(text, 200, multiline=False, locale="en")):
+                raise DeployError([Problem("(deployment)", None, None, f"{label}: {problem}")])
         if len(files) > MAX_FILES_PER_DEPLOYMENT:
             raise DeployError([Problem("(deployment)", None, None,
                                        f"at most {MAX_FILES_PER_DEPLOYMENT} files per deployment")])
@@ -347,6 +350,9 @@ class Alur:
         clean_vars = forms.validate_submission(None, dict(variables or {}))
         if business_key is not None and len(business_key) > 200:
             raise AlurError("business key: at most 200 characters")
+        if business_key is not None and (problem := forms.text_problem(business_key, 200, multiline=False,
+                                                                         locale="en")):
+            raise AlurError(f"business key: {problem}")  # NUL or a lone surrogate would break the database
         with self.db.write() as s:
             unit_row = accounts.get_unit(s, unit)
             if not actor.may_start_in(unit_row.id):
@@ -532,6 +538,8 @@ class Alur:
         """Complete a READY task with form data (validated against its form), then run the engine on."""
         data = dict(data or {})
         late_reason = (late_reason or "").strip() or None
+        if late_reason and (problem := forms.text_problem(late_reason, 2000)):
+            raise FormValidationError({"late_reason": [problem]})
         with self.db.write() as s:
             task = self._load_task_for_change(s, task_id, actor)
             if task.status != "running":
@@ -687,8 +695,8 @@ class Alur:
         body = (body or "").strip()
         if not body:
             raise FormValidationError({"body": [forms.message("required")]})
-        if len(body) > 5000:
-            raise FormValidationError({"body": [forms.message("max_length", n=5000)]})
+        if problem := forms.text_problem(body, 5000):
+            raise FormValidationError({"body": [problem]})
         with self.db.write() as s:
             task = s.get(Task, task_id)
             if task is None or not (self._may_work(s, actor, task) or self._may_view_unit(s, actor, task.unit_id)):
@@ -751,6 +759,8 @@ class Alur:
         """Plh/Plt: `username` acts for `role` in `unit` on those days (inclusive). Admins only."""
         if not actor.is_admin:
             raise PermissionDenied("adding a substitution needs the admin role")
+        if problem := forms.text_problem(note, 500):
+            raise FormValidationError({"note": [problem]})
         with self.db.write() as s:
             accounts.add_substitution(s, username, role.strip(), unit, starts_on, ends_on, kind=kind, note=note)
             audit(s, at=self.clock(), actor=actor.username, action="substitution", data={

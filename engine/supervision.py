@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from engine import accounts, notify
+from engine import accounts, forms, notify
 from engine.accounts import Actor
 from engine.errors import ConflictError, FormValidationError, NotFound, PermissionDenied
 from engine.models import (
@@ -359,6 +359,8 @@ def _set_status(service: Alur, instance_id: str, actor: Actor, *, from_states: t
     reason = (reason or "").strip() or None
     if reason and len(reason) > 2000:
         raise FormValidationError({"reason": ["paling banyak 2000 karakter"]})
+    if reason and (problem := forms.text_problem(reason, 2000)):
+        raise FormValidationError({"reason": [problem]})
     with service.db.write() as s:
         inst = _supervised_instance(service, s, instance_id, actor)
         if change_instance_status(s, instance_id, from_states=from_states, to=to, now=service.clock(),

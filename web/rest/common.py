@@ -128,7 +128,10 @@ def json_body() -> dict[str, Any]:
     """The JSON object sent, or {} for an empty body; anything else is a 400."""
     if not request.get_data(cache=True):
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # '[' * 100000: Python's JSON parser recurses per level
+        raise bad_request("the request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise bad_request("the request body must be a JSON object")
     return data
