@@ -12,6 +12,9 @@ version>`) has not changed since 0001, the later migrations only touched the rel
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from tests.test_check import UNIT, World, make_world, populate
 from tests.test_seed_models_service import fill_form
 
 KANDIDAT = DATA / "candidates" / "kandidat.bpmn"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def fresh_database(kind: str, path: Path) -> Database:
@@ -185,3 +189,21 @@ def test_a_0001_database_full_of_instances_upgrades_and_runs_to_the_end(
         # New columns fill in for the steps completed after the upgrade.
         assert s.scalar(select(func.count()).select_from(Task).where(Task.working_minutes.is_not(None))) > 0
     assert check_database(target) == []
+
+
+
+def test_two_servers_running_alur_init_at_once_on_postgresql(tmp_path: Path) -> None:
+    """Several hosts may run `alur init` together: one creates the schema, the other waits for it (advisory
+    lock) and finds it current, instead of failing on a half-made schema."""
+    db = fresh_database("postgres", tmp_path)
+    env = {**os.environ, "ALUR_DATABASE_URL": db.url}
+    code = "from engine.cli import main; main(['init'])"
+    try:
+        procs = [subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+        outputs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert outputs == [f"database created (revision {head_revision()})",
+                           f"database is up to date (revision {head_revision()})"]
+    finally:
+        _drop_schema(db)
