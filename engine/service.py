@@ -456,6 +456,8 @@ class Alur:
     def claim(self, task_id: str, actor: Actor) -> TaskView:
         with self.db.write() as s:
             task = self._load_task_for_change(s, task_id, actor)
+            if task.status != "running":  # as in Camunda: a suspended instance's tasks cannot be claimed
+                raise InvalidState(f"instance {task.instance_id} is {task.status}")
             if task.assignee == actor.username:
                 return self.task(task_id, actor)
             now = self.clock()

@@ -108,6 +108,9 @@ def test_supervisor_actions_are_checked_and_audited(sup: Env, client_for) -> Non
     task = _task(sup, iid)
     with pytest.raises(InvalidState):
         sup.service.complete(task.id, SYSTEM, {}, late_reason="x")
+    with pytest.raises(InvalidState):  # nor claimed, as in Camunda
+        sup.service.claim(task.id, sup.service.actor("kasubag"))
+    assert _task(sup, iid).assignee is None
     camat.post(f"/pengawasan/instances/{iid}/lanjutkan")
     assert sup.service.instance(iid).status == "running"
 
