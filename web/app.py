@@ -25,7 +25,14 @@ from engine.db import Database
 from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied, ProcessError
 from engine.service import Alur
 from web import i18n
-from web.security import LoginLimiter, SessionRevocations, add_security_headers, apply_environment, load_web_user
+from web.security import (
+    BoundedIntConverter,
+    LoginLimiter,
+    SessionRevocations,
+    add_security_headers,
+    apply_environment,
+    load_web_user,
+)
 
 csrf = CSRFProtect()
 
@@ -57,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     config = dict(config or {})
     instance_dir = Path(config.get("ALUR_INSTANCE_DIR") or settings.instance_dir)
     app = Flask(__name__, instance_path=str(instance_dir), instance_relative_config=False)
+    app.url_map.converters["int"] = BoundedIntConverter  # ids in URLs fit the database's integers
     app.config.update(
         SESSION_COOKIE_NAME="alur_session",
         SESSION_COOKIE_HTTPONLY=True,

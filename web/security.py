@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request, session
 from flask_login import UserMixin
+from werkzeug.routing import IntegerConverter
 
 from engine.accounts import Actor
 
@@ -235,3 +236,12 @@ def add_security_headers(response: Response) -> Response:
     if request.endpoint != "static":
         headers.setdefault("Cache-Control", "no-store")  # pages show personal data
     return response
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` capped at the database's largest integer: a longer number in a URL is a 404, not an
+    OverflowError in the database driver (a 500)."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
