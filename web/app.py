@@ -120,6 +120,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     from web.rest import init_app as init_rest; init_rest(app)  # noqa: E702, I001 (Camunda 7 REST subset)
     app.register_blueprint(__import__("web.supervisor", fromlist=["bp"]).bp)  # Pengawasan: web/supervisor.py
     app.register_blueprint(__import__("web.designer", fromlist=["bp"]).bp)  # Desain Proses: web/designer.py
+    _trust_proxies(app)  # X-Forwarded-* from ALUR_PROXY_FIX proxies (docs/operations.md)
     return app
 
 
@@ -184,3 +185,21 @@ def _register_error_pages(app: Flask) -> None:
     @app.before_request
     def _request_start() -> None:
         g.alur = app.extensions["alur"]
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind a reverse proxy, take the client address, scheme, host and prefix from its X-Forwarded-*
+    headers. `ALUR_PROXY_FIX` (environment or config) is how many proxies are in front, usually 1; unset or 0
+    trusts none, so a client talking to gunicorn directly cannot forge its address."""
+    raw = app.config.get("ALUR_PROXY_FIX", os.environ.get("ALUR_PROXY_FIX", "0"))
+    try:
+        hops = int(raw or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"ALUR_PROXY_FIX must be the number of trusted proxies (0, 1, 2…), not {raw!r}") from None
+    if hops < 0:
+        raise ValueError(f"ALUR_PROXY_FIX must not be negative: {hops}")
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
