@@ -973,8 +973,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2, default=str))
     if args.write_docs:
-        command = "make bench-load" if argv is None and len(sys.argv) == 2 else "python bench/load.py " + " ".join(
-            a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs")
+        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs"]
+        command = "make bench-load" if not given else "python bench/load.py " + " ".join(given)
         write_section("Load test", docs_body(result, command.strip()))
     return 1 if problems else 0
 
