@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 ALUR    := $(VENV)/bin/alur
 STAMP   := $(VENV)/.installed
 
-.PHONY: run setup test lint node-deps system-deps clean
+.PHONY: run setup test lint node-deps system-deps clean bench-load bench-crash
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,18 @@ test: setup node-deps
 
 lint: setup
 	$(VENV)/bin/ruff check engine web tests bench
+
+# Load and crash tests (docs/benchmarks.md): gunicorn + PostgreSQL on 127.0.0.1:5432 (user postgres, trust
+# auth), a few minutes each, they end by themselves; not part of `make test`. BENCH_ARGS=... passes options.
+$(VENV)/.installed-production: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,production]'
+	touch $@
+
+bench-load: $(VENV)/.installed-production
+	$(PY) bench/load.py --write-docs $(BENCH_ARGS)
+
+bench-crash: $(VENV)/.installed-production
+	$(PY) bench/crash.py --write-docs $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache
