@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -93,8 +94,7 @@ class Checker:
         total = self.count(instance_id)
         last: str | None = None
         while True:
-            with self.db.read() as s:
-                _snapshot(s, self.db)
+            with _snapshot(self.db) as s:
                 q = select(ProcessInstance.id, ProcessInstance.definition_id, ProcessInstance.status,
                            ProcessInstance.state, ProcessInstance.next_due_at, ProcessInstance.ended_at,
                            ProcessInstance.version).order_by(ProcessInstance.id).limit(self.batch_size)
@@ -239,11 +239,19 @@ def _normal_iso(text: Any) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _snapshot(s: Session, db: Database) -> None:
-    """Every statement of the batch sees one snapshot. SQLite's read transaction (WAL) already does;
-    PostgreSQL's default READ COMMITTED would not, so a live system could show false mismatches."""
+@contextmanager
+def _snapshot(db: Database) -> Iterator[Session]:
+    """A read-only transaction whose statements all see one snapshot. SQLite's deferred read transaction
+    (WAL) already does; on PostgreSQL, READ COMMITTED (and autocommit reads) would not, so a check of a live
+    system could report a task row written after its instance was read."""
+    conn = db.engine.connect()
     if not db.is_sqlite:
-        s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    try:
+        with conn.begin(), Session(conn, expire_on_commit=False) as session:
+            yield session
+    finally:
+        conn.close()
 
 
 def check_database(db: Database, *, instance_id: str | None = None, batch_size: int = DEFAULT_BATCH,
