@@ -162,6 +162,10 @@ def to_xlsx(report: SopReport, *, unit_label: str, period_label: str, generated_
     ws.print_title_rows = f"{head_row}:{head_row}"
     ws.page_setup.orientation = "landscape"
     ws.page_setup.fitToWidth = 1
+    for cells in ws.iter_rows():
+        for cell in cells:
+            if cell.data_type == "f":  # openpyxl takes any text starting with '=' (a late reason...) as a formula
+                cell.data_type = "s"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
