@@ -72,6 +72,14 @@ def test_operator_flow_from_init_to_completed_instance(run) -> None:  # type: ig
     assert [t["element_id"] for t in shown["tasks"]] == ["Step_1", "Step_2", "Step_3"]
     assert "completed" in run("show", instance_id).output
 
+    checked = run("check")
+    assert checked.exit_code == 0 and checked.output.strip() == "checked 1 instance(s): no problem found"
+
+
+def test_check_before_init_asks_for_init(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("check")
+    assert result.exit_code == 1 and "alur init" in result.output
+
 
 def test_invalid_deploy_exits_1_with_every_problem(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run("init")
