@@ -283,8 +283,13 @@ def check(instance_id: str | None, batch_size: int, progress: bool | None) -> No
     if instance_id is not None and total == 0:
         raise click.BadParameter(f"no instance {instance_id!r}", param_hint="--instance")
     if progress or (progress is None and total >= PROGRESS_FROM):
+        printed = [0]
+
         def report(done: int, of: int) -> None:
-            click.echo(f"checked {done}/{of} instances", err=True)
+            # About one line per percent, and the last one.
+            if done >= of or done - printed[0] >= max(batch_size, of // 100):
+                printed[0] = done
+                click.echo(f"checked {done}/{of} instances", err=True)
 
         checker.progress = report
     problems = 0
