@@ -2,15 +2,24 @@
 
 Write transactions on SQLite begin with BEGIN IMMEDIATE so two writers never both read a version and then
 fail to upgrade their lock mid-transaction; reads stay deferred and run beside the writer thanks to WAL.
+
+On PostgreSQL two things keep round trips down (measured in docs/benchmarks.md, "Load test"):
+- `read()` runs in autocommit. Under READ COMMITTED (PostgreSQL's default) every statement takes its own
+  snapshot whether or not it is inside a transaction, so a read-only block sees exactly what it saw before;
+  it just no longer pays a BEGIN and a COMMIT round trip. Anything that locks or writes uses `write()`.
+- `pinned()` (the web app wraps each request in it): the request's `read()`/`write()` blocks share one pooled
+  connection, checked out on first use, so the pool's liveness ping runs once per request instead of once
+  per block. A block opened inside another block on the same thread takes its own connection, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_OPTION = "alur_write"
@@ -45,6 +54,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _Pin:
+    """One pooled connection, checked out when first asked for."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self.conn is None or self.conn.closed:
+            self.conn = self.engine.connect()
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()  # rolls back anything left open and returns it to the pool
+            self.conn = None
+
+
 class Database:
     """Owns the engine and hands out sessions: one transaction per `read()` or `write()` block."""
 
@@ -52,18 +79,47 @@ class Database:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read = sessionmaker(reader, expire_on_commit=False)
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._write = sessionmaker(writer, expire_on_commit=False)
+        self._pin: ContextVar[_Pin | None] = ContextVar(f"alur_db_pin_{id(self)}", default=None)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within this block, this thread's `read()`/`write()` blocks share one connection (see the module
+        docstring). No effect on SQLite, or when already pinned."""
+        if self.is_sqlite or self._pin.get() is not None:
+            yield
+            return
+        pin = _Pin(self.engine)
+        token = self._pin.set(pin)
+        try:
+            yield
+        finally:
+            self._pin.reset(token)
+            pin.close()
+
+    def _pinned(self, *, autocommit: bool) -> Connection | None:
+        pin = self._pin.get()
+        if pin is None:
+            return None
+        conn = pin.connection()
+        if conn.in_transaction():  # a block inside another block: it gets its own connection
+            return None
+        conn.execution_options(isolation_level="AUTOCOMMIT" if autocommit else conn.default_isolation_level)
+        return conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
+        conn = self._pinned(autocommit=True)
+        with (self._read() if conn is None else Session(conn, expire_on_commit=False)) as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
+        conn = self._pinned(autocommit=False)
+        with (self._write() if conn is None else Session(conn, expire_on_commit=False)) as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -92,6 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     if service is None:
         service = Alur(Database(app.config["ALUR_DATABASE_URL"]))
     app.extensions["alur"] = service
+    _pin_database_per_request(app, service.db)
     app.extensions["alur_attachments"] = AttachmentStore(instance_dir / "attachments")
     app.extensions["alur_login_limiter"] = LoginLimiter(app.config["ALUR_LOGIN_MAX_FAILURES"],
                                                         app.config["ALUR_LOGIN_WINDOW_SECONDS"])
@@ -122,6 +123,22 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     app.register_blueprint(__import__("web.designer", fromlist=["bp"]).bp)  # Desain Proses: web/designer.py
     _trust_proxies(app)  # X-Forwarded-* from ALUR_PROXY_FIX proxies (docs/operations.md)
     return app
+
+
+def _pin_database_per_request(app: Flask, db: Database) -> None:
+    """All of a request's transactions on one pooled connection (engine/db.py `Database.pinned`): one pool
+    checkout and liveness ping per request instead of one per service call."""
+
+    @app.before_request
+    def _pin_db() -> None:
+        g.alur_db_pin = db.pinned()
+        g.alur_db_pin.__enter__()
+
+    @app.teardown_request
+    def _unpin_db(_exc: BaseException | None) -> None:
+        pin = g.pop("alur_db_pin", None)
+        if pin is not None:
+            pin.__exit__(None, None, None)
 
 
 def service() -> Alur:
