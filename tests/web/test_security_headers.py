@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.web.conftest import Env, login, make_app
+from tests.web.conftest import PASSWORD, Env, login, make_app
+from tests.web.test_supervisor import sup  # noqa: F401  (the fixture: sop_uji instances with diagrams)
 from web.app import create_app
 from web.security import CONTENT_SECURITY_POLICY, MIN_SECRET_KEY_CHARS, InsecureConfiguration
 
@@ -206,3 +207,73 @@ def test_alur_serve_prints_the_refusal_and_exits_non_zero(tmp_path: Path) -> Non
     assert "ALUR_SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "instance" / "secret_key").exists()
+
+
+# ------------------------------------------------------------------------------------------------ in Chromium
+
+# Recorded before any page script runs (an init script is injected by the browser, not subject to the CSP).
+_RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(
+    e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sourceFile || '') + ':' + (e.lineNumber || '')));
+"""
+
+
+@pytest.mark.browser
+def test_no_page_breaks_the_policy_and_the_diagram_viewer_works(sup: Env) -> None:  # noqa: F811
+    """Every page with the bpmn-js viewer (instance, report, definition + its SOP document in an iframe) and the
+    plain pages, with CSRF on: no CSP violation event, no console error, and every diagram is drawn."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import threading
+
+    from werkzeug.serving import make_server
+
+    app = make_app(sup, WTF_CSRF_ENABLED=True, TESTING=False)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    server = f"http://127.0.0.1:{httpd.server_port}"
+    definition_id = sup.service.definitions(key="sop_uji")[0].id
+    task_id = sup.start("kec-a", "LAP-CSP")
+    pages = [("/", None), ("/profil", None), (f"/tugas/{task_id}", None), ("/pengawasan/instances", None),
+             (f"/pengawasan/instances/{sup.overdue_id}", "#alur-diagram[data-state=ready]"),  # type: ignore[attr-defined]
+             ("/pengawasan/laporan/sop_uji?dari=2026-11-01&sampai=2026-11-30", "#alur-diagram[data-state=ready]"),
+             (f"/pengawasan/definitions/{definition_id}", "#alur-diagram[data-state=ready]"),
+             ("/pengawasan/notifikasi", None), ("/admin/pengganti", None), ("/desain/", None),
+             ("/desain/pasang", None)]
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_init_script(_RECORD_VIOLATIONS)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
+                    and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/favicon.ico")
+                    and errors.append(f"{r.status} {r.url}"))
+            page.goto(server + "/masuk")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]:not(.link)")
+            page.wait_for_url(server + "/")
+            for path, ready in pages:
+                response = page.goto(server + path)
+                assert response is not None and response.status == 200, path
+                assert "script-src 'self'" in (response.headers.get("content-security-policy") or ""), path
+                if ready:
+                    page.wait_for_selector(ready, timeout=15000)
+                    assert page.locator("#alur-diagram svg .djs-element").count() > 3, path
+                page.wait_for_load_state("networkidle")
+                for frame in page.frames:  # the SOP document iframe records its own violations
+                    violations = frame.evaluate("() => window.__csp || []")
+                    assert violations == [], (path, frame.url, violations)
+                assert errors == [], (path, errors)
+            browser.close()
+    finally:
+        httpd.shutdown()
+        thread.join(5)
