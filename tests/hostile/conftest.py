@@ -1,12 +1,11 @@
-"""Fixtures for the hostile-input suite (tests/hostile): one world per test module (cheap), and the per-test web
-fixtures of tests/web for tests that need a fresh database."""
+"""Fixtures for the hostile-input suite (tests/hostile): one world per test module, so that the many small cases
+stay cheap; every case checks with `snapshot()` that it changed nothing, so they do not disturb each other."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.hostile.helpers import World, build_world
-from tests.web.conftest import app, client_for, env  # noqa: F401  (re-exported fixtures)
 
 
 @pytest.fixture(scope="module")
