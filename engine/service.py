@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, null, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +52,7 @@ from engine.models import (
     Notification,
     ProcessDefinition,
     ProcessInstance,
+    RoleAssignment,
     Substitution,
     Task,
     TaskCandidate,
@@ -82,12 +84,41 @@ _TASK_FOR_CHANGE = (
     .join(_I, _I.c.id == _T.c.instance_id).join(_U, _U.c.id == _T.c.unit_id)
     .where(_T.c.id == bindparam("tid"))
 )
+# The signed-in user of a web request (every request loads it): the account, its roles and today's
+# substitutions in one round trip. Rows: ("user", full_name, email, locale, password_hash),
+# ("role", unit_id or None, role), ("sub", unit_id, role, kind).
+_UA, _RA, _SUB = User.__table__, RoleAssignment.__table__, Substitution.__table__
+_ACTIVE_USER = and_(_UA.c.username == bindparam("username"), _UA.c.is_active.is_(True))
+_SESSION_USER = union_all(
+    select(literal("user").label("row"), _UA.c.id.label("user_id"), null().label("unit_id"),
+           _UA.c.full_name.label("a"), _UA.c.email.label("b"), _UA.c.locale.label("c"),
+           _UA.c.password_hash.label("d")).where(_ACTIVE_USER),
+    select(literal("role"), _UA.c.id, _RA.c.unit_id, _RA.c.role, null(), null(), null())
+    .join(_RA, _RA.c.user_id == _UA.c.id).where(_ACTIVE_USER),
+    select(literal("sub"), _UA.c.id, _SUB.c.unit_id, _SUB.c.role, _SUB.c.kind, null(), null())
+    .join(_SUB, _SUB.c.user_id == _UA.c.id)
+    .where(_ACTIVE_USER, _SUB.c.starts_on <= bindparam("today"), _SUB.c.ends_on >= bindparam("today")),
+)
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 FORM_SUFFIX = ".form"
 FORM_KEY_PREFIX = "camunda-forms:deployment:"
 MAX_FILES_PER_DEPLOYMENT = 100
 # Per deployed .bpmn/.form file: the REST deploy and the web deploy page refuse larger uploads (413/400).
 MAX_DEPLOY_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """What the task page shows (Alur.task_page): the step, whether the actor may complete it now, its form,
+    the definition's metadata, and optionally the instance's documents and comments and the last round's data."""
+
+    task: TaskView
+    may_work: bool
+    form: forms.FormDefinition | None
+    info: dict[str, Any]
+    attachments: list[dict[str, Any]] | None = None
+    comments: list[dict[str, Any]] | None = None
+    previous: dict[str, Any] | None = None
 
 
 def utc_now() -> datetime:
@@ -487,10 +518,62 @@ class Alur:
         revision loop (koreksi) starts from what was sent the round before, not from an empty form."""
         task = self.task(task_id, actor)  # NotFound unless the actor may see it
         with self.db.read() as s:
-            data = s.scalar(select(Task.form_data).where(
-                Task.instance_id == task.instance_id, Task.element_id == task.element_id,
-                Task.state == "COMPLETED", Task.id != task.id).order_by(Task.completed_at.desc()).limit(1))
+            return self._previous_submission(s, task)
+
+    @staticmethod
+    def _previous_submission(s: Session, task: Any) -> dict[str, Any]:
+        data = s.scalar(select(Task.form_data).where(
+            Task.instance_id == task.instance_id, Task.element_id == task.element_id,
+            Task.state == "COMPLETED", Task.id != task.id).order_by(Task.completed_at.desc()).limit(1))
         return dict(data or {})
+
+    def task_page(self, task_id: str, actor: Actor, *, documents: bool = True,
+                  previous: bool = False) -> TaskPage:
+        """Everything the task page needs, in one read and few round trips; the same checks as `task`,
+        `may_work`, `task_form`, `attachments_for`/`comments_for` (with `documents`) and `previous_submission`
+        (with `previous`, only when the actor may work on it) each make on their own."""
+        with self.db.read() as s:
+            row = s.execute(self._task_rows_query().where(Task.id == task_id)).one_or_none()
+            if row is None:
+                raise NotFound(f"task {task_id!r} does not exist")
+            task = row[0]
+            allowed = self._may_work(s, actor, task)
+            if not (allowed or self._may_view_unit(s, actor, task.unit_id)):
+                raise NotFound(f"task {task_id!r} does not exist")  # do not reveal others' tasks
+            may_work = task.state == "READY" and allowed
+            loaded = self.specs.get(s, task.definition_id)
+            form = self._form_for(s, loaded, self._task_spec(s, loaded, task))
+            attachments = comments = None
+            if documents:
+                attachments, comments = self._documents(s, task.instance_id, actor)
+            last = None
+            if previous and may_work and form is not None:
+                last = self._previous_submission(s, task)
+            return TaskPage(_task_view(*row), may_work, form, loaded.info, attachments, comments, last)
+
+    def instance_documents(self, instance_id: str, actor: Actor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(attachments_for, comments_for) in one read."""
+        with self.db.read() as s:
+            return self._documents(s, instance_id, actor)
+
+    def _documents(self, s: Session, instance_id: str, actor: Actor
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if not self._may_view_instance(s, actor, instance_id):
+            raise NotFound(f"instance {instance_id!r} does not exist")
+        return self._attachments(s, instance_id), self._comments(s, instance_id)
+
+    def _task_spec(self, s: Session, loaded: LoadedDefinition, task: Any) -> Any:
+        """The spec of a task row. An element id found in exactly one of the definition's specs is that spec;
+        only an id used twice (a called SOP reusing the caller's ids) needs the instance deserialized."""
+        found = [spec for spec in (loaded.spec, *loaded.subprocess_specs.values())
+                 if task.element_id in spec.task_specs]
+        if len(found) == 1:
+            return found[0].task_specs[task.element_id]
+        state = s.scalar(select(ProcessInstance.state).where(ProcessInstance.id == task.instance_id))
+        workflow = serializer.instance_from_json(state, loaded.spec, loaded.subprocess_specs,
+                                                 SafeScriptEngine(clock=self.clock))
+        spiff_task = workflow.get_task_from_id(uuid.UUID(task.id))
+        return spiff_task.task_spec if spiff_task is not None else _find_spec(loaded, task.element_id)
 
     def task_form(self, task_id: str, actor: Actor = SYSTEM) -> forms.FormDefinition | None:
         with self.db.read() as s:
@@ -628,15 +711,26 @@ class Alur:
             return user.username if user is not None else None
 
     def session_user(self, username: str) -> tuple[Actor, dict[str, Any]] | None:
-        """The actor plus what pages show about the user, in one transaction; None if unknown or inactive.
-        `password_fingerprint` changes with the password, which ends every other session."""
+        """The actor plus what pages show about the user, in one round trip; None if unknown or inactive.
+        `password_fingerprint` changes with the password, which ends every other session. The same actor as
+        `accounts.load_actor` (roles, plus today's Plh/Plt for roles not held), read with one statement
+        because every web request needs it."""
         with self.db.read() as s:
-            user = s.scalar(select(User).where(User.username == username))
-            if user is None or not user.is_active:
-                return None
-            actor = accounts.load_actor(s, username, today=self._today())
-            return actor, {"full_name": user.full_name, "email": user.email, "locale": user.locale,
-                           "password_fingerprint": _sha256(user.password_hash.encode())[:16]}
+            rows = s.connection().execute(_SESSION_USER, {"username": username, "today": self._today()}).all()
+        user = next((r for r in rows if r.row == "user"), None)
+        if user is None:
+            return None
+        unit_roles = {(r.unit_id, r.a) for r in rows if r.row == "role" and r.unit_id is not None}
+        global_roles = frozenset(r.a for r in rows if r.row == "role" and r.unit_id is None)
+        acting: dict[tuple[int, str], str] = {}
+        for r in rows:
+            if r.row == "sub" and (r.unit_id, r.a) not in unit_roles:
+                acting[(r.unit_id, r.a)] = r.b
+        unit_roles |= set(acting)
+        actor = Actor(username=username, user_id=user.user_id, unit_roles=frozenset(unit_roles),
+                      global_roles=global_roles, acting=acting)
+        return actor, {"full_name": user.a, "email": user.b, "locale": user.c,
+                       "password_fingerprint": _sha256(user.d.encode())[:16]}
 
     def change_password(self, username: str, current: str, new: str) -> None:
         with self.db.write() as s:
@@ -712,10 +806,14 @@ class Alur:
         with self.db.read() as s:
             if not self._may_view_instance(s, actor, instance_id):
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            rows = s.execute(select(Comment, Task.name).outerjoin(Task, Task.id == Comment.task_id)
-                             .where(Comment.instance_id == instance_id).order_by(Comment.id)).all()
-            return [{"id": c.id, "task_id": c.task_id, "task_name": name, "author": c.author, "body": c.body,
-                     "created_at": c.created_at} for c, name in rows]
+            return self._comments(s, instance_id)
+
+    @staticmethod
+    def _comments(s: Session, instance_id: str) -> list[dict[str, Any]]:
+        rows = s.execute(select(Comment, Task.name).outerjoin(Task, Task.id == Comment.task_id)
+                         .where(Comment.instance_id == instance_id).order_by(Comment.id)).all()
+        return [{"id": c.id, "task_id": c.task_id, "task_name": name, "author": c.author, "body": c.body,
+                 "created_at": c.created_at} for c, name in rows]
 
     def add_attachment(self, task_id: str, actor: Actor, checked: CheckedFile, store: AttachmentStore
                        ) -> dict[str, Any]:
@@ -745,9 +843,13 @@ class Alur:
         with self.db.read() as s:
             if not self._may_view_instance(s, actor, instance_id):
                 raise NotFound(f"instance {instance_id!r} does not exist")
-            rows = s.execute(select(Attachment, Task.name).outerjoin(Task, Task.id == Attachment.task_id)
-                             .where(Attachment.instance_id == instance_id).order_by(Attachment.id)).all()
-            return [_attachment_dict(a, name) for a, name in rows]
+            return self._attachments(s, instance_id)
+
+    @staticmethod
+    def _attachments(s: Session, instance_id: str) -> list[dict[str, Any]]:
+        rows = s.execute(select(Attachment, Task.name).outerjoin(Task, Task.id == Attachment.task_id)
+                         .where(Attachment.instance_id == instance_id).order_by(Attachment.id)).all()
+        return [_attachment_dict(a, name) for a, name in rows]
 
     def attachment(self, attachment_id: int, actor: Actor) -> dict[str, Any]:
         with self.db.read() as s:

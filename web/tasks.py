@@ -45,17 +45,19 @@ def _svc():  # type: ignore[no-untyped-def]
     return current_app.extensions["alur"]
 
 
-def _context(task_id: str) -> dict[str, Any]:
+def _context(task_id: str, *, documents: bool = True, previous: bool = False) -> dict[str, Any]:
+    """The page's data in one service call. Without `documents` (a POST that will most likely redirect), the
+    attachments and comments are read only if the page has to be shown again (`_render`)."""
     svc = _svc()
     actor = current_user.actor
-    task = svc.task(task_id, actor)  # NotFound for tasks of units the user has nothing to do with
-    info = svc.definition_info(task.definition_id)
+    page = svc.task_page(task_id, actor, documents=documents, previous=previous)  # NotFound: not the user's
+    task = page.task
+    info = page.info
     step = info.get("user_tasks", {}).get(task.element_id, {})
     ext = step.get("extensions") or {}
     props = ext.get("properties") or {}
     unit = units_by_id().get(task.unit_id, {"name": task.unit_code, "timezone": "Asia/Jakarta"})
-    attachments = svc.attachments_for(task.instance_id, actor)
-    return {
+    ctx = {
         "task": task,
         "info": info,
         "sop_name": (info.get("properties") or {}).get("sop.nama") or task.process_name,
@@ -63,20 +65,30 @@ def _context(task_id: str) -> dict[str, Any]:
         "standard_time": props.get("sop.waktu") or humanise_duration(ext.get("dueDate")),
         "unit": unit,
         "now": svc.clock(),
-        "may_work": task.state == "READY" and svc.may_work(task_id, actor),
+        "may_work": page.may_work,
         "acting": actor.acting.get((task.unit_id, task.candidate_role or "")),
-        "earlier_documents": [a for a in attachments if a["task_id"] != task.id],
-        "own_documents": [a for a in attachments if a["task_id"] == task.id],
-        "comments": svc.comments_for(task.instance_id, actor),
-        "form": svc.task_form(task_id, actor),
+        "form": page.form,
+        "previous": page.previous,
         "allowed_extensions": allowed_extensions(),
         "max_mb": current_app.config["ALUR_MAX_ATTACHMENT_BYTES"] // (1024 * 1024),
     }
+    if documents:
+        _set_documents(ctx, page.attachments or [], page.comments or [])
+    return ctx
+
+
+def _set_documents(ctx: dict[str, Any], attachments: list[dict[str, Any]], comments: list[dict[str, Any]]) -> None:
+    task = ctx["task"]
+    ctx["earlier_documents"] = [a for a in attachments if a["task_id"] != task.id]
+    ctx["own_documents"] = [a for a in attachments if a["task_id"] == task.id]
+    ctx["comments"] = comments
 
 
 def _render(ctx: dict[str, Any], values: Any, errors: dict[str, list[str]], status: int = 200,
             late_reason: str = "", comment: str = ""):  # type: ignore[no-untyped-def]
     form = ctx["form"]
+    if "comments" not in ctx:
+        _set_documents(ctx, *_svc().instance_documents(ctx["task"].instance_id, current_user.actor))
     late = bool(ctx["task"].due_at and ctx["now"] > ctx["task"].due_at)
     form_html = render_form(form, values, errors, disabled=not ctx["may_work"]) if form else None
     html = render_template("task.html", form_html=form_html, errors=errors, late=late, late_reason=late_reason,
@@ -93,11 +105,11 @@ def _initial_values(form: forms.FormDefinition | None) -> dict[str, Any]:
 @bp.get("/tugas/<task_id>")
 @login_required
 def show(task_id: str):  # type: ignore[no-untyped-def]
-    ctx = _context(task_id)
+    ctx = _context(task_id, previous=True)
     values = _initial_values(ctx["form"])
-    if ctx["may_work"] and ctx["form"] is not None:
+    if ctx["previous"] is not None and ctx["form"] is not None:
         keys = {f.key for f in ctx["form"].fields}
-        previous = {k: v for k, v in _svc().previous_submission(task_id, current_user.actor).items() if k in keys}
+        previous = {k: v for k, v in ctx["previous"].items() if k in keys}
         values.update(previous)
         ctx["prefilled"] = bool(previous)
     return _render(ctx, values, {})
@@ -119,7 +131,7 @@ def _form_values(form: forms.FormDefinition | None) -> MultiDict[str, str]:
 def submit(task_id: str):  # type: ignore[no-untyped-def]
     svc = _svc()
     actor = current_user.actor
-    ctx = _context(task_id)
+    ctx = _context(task_id, documents=False)
     task = ctx["task"]
     if task.state != "READY":
         raise ConflictError(f"task {task_id} is already {task.state.lower()}")  # a second submit: nothing changes
@@ -163,7 +175,8 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
     if checked is not None:
         # Stored even when the form has mistakes, so the user need not pick the file again.
         svc.add_attachment(task_id, actor, checked, current_app.extensions["alur_attachments"])
-        ctx["own_documents"] = [a for a in svc.attachments_for(task.instance_id, actor) if a["task_id"] == task.id]
+        for key in ("earlier_documents", "own_documents", "comments"):
+            ctx.pop(key, None)  # `_render` reads them again, with the new document
     if errors:
         return _render(ctx, raw, errors, 422, late_reason=late_reason)
     if action == "upload":

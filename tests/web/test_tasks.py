@@ -163,19 +163,20 @@ def test_concurrent_double_submit_completes_once(env, app):  # type: ignore[no-u
 
 
 def test_submit_racing_a_completion_between_reads_is_409_not_403(env, app, monkeypatch):  # type: ignore[no-untyped-def]
-    """Forces the interleaving the threaded test only sometimes hits: the other submit lands between the task
-    page's reads, so the rights check already sees a completed task."""
+    """Forces the interleaving the threaded test only sometimes hits: the other submit lands after the task
+    page's read (one read: `task_page`) and before this submit's completion, which then changes nothing."""
     task_id = env.start()
     client = app.test_client()
     login(client, "kasubag")
     svc = app.extensions["alur"]
-    real_may_work = svc.may_work
+    real_task_page = svc.task_page
 
-    def may_work_after_a_rival_completion(tid, actor):  # type: ignore[no-untyped-def]
+    def task_page_then_a_rival_completion(tid, actor, **kwargs):  # type: ignore[no-untyped-def]
+        page = real_task_page(tid, actor, **kwargs)
         svc.complete(tid, actor, {k: v for k, v in GOOD.items() if k != "action"} | {"jumlah": 7})
-        return real_may_work(tid, actor)
+        return page
 
-    monkeypatch.setattr(svc, "may_work", may_work_after_a_rival_completion)
+    monkeypatch.setattr(svc, "task_page", task_page_then_a_rival_completion)
     assert client.post(f"/tugas/{task_id}", data=GOOD).status_code == 409
     assert _audit_count(env, "complete") == 1
 
