@@ -320,8 +320,8 @@ class Cluster:
     def server_command(self) -> list[str]:
         cmd = [str(VENV_BIN / "gunicorn"), "-w", str(self.web_workers), "-b", f"127.0.0.1:{self.port}",
                "--timeout", "60", "--graceful-timeout", "10", "--log-level", "warning"]
-        if self.threads > 1:
-            cmd += ["-k", "gthread", "--threads", str(self.threads)]
+        if self.threads > 1:  # gthread keeps connections alive: longer than the client ever waits between requests
+            cmd += ["-k", "gthread", "--threads", str(self.threads), "--keep-alive", "30"]
         return [*cmd, "web.app:create_app()"]
 
     def start_server(self, wait: bool = True) -> None:
@@ -496,6 +496,17 @@ class Client:
         self.cookie = ""
 
     def request(self, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+        reused = self.conn is not None and self.conn.sock is not None
+        try:
+            return self._request(method, path, body)
+        except ConnectionFailed:
+            # A kept-alive connection the server had just closed: a GET is safe to send again (as browsers and
+            # urllib3 do); a POST is not, its outcome stays unknown.
+            if method == "GET" and reused:
+                return self._request(method, path, body)
+            raise
+
+    def _request(self, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, str, bytes]:
         if self.conn is None:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         headers = {"User-Agent": USER_AGENT}
@@ -727,7 +738,7 @@ class Options:
     timer_workers: int = 2
     timer_instances: int | None = None
     per_user: int | None = None
-    head_start: int = 20
+    head_start: int | None = None  # open steps at each later stage per user; default a third of per_user
     admin_url: str = ADMIN_URL
     db_name: str = "alur_load"
     keep_db: bool = False
@@ -796,7 +807,9 @@ def run(o: Options, *, during: Callable[[Cluster, threading.Event, dict[str, Any
 
 def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: Any, tolerate: Any,
          echo: Callable[[str], None]) -> dict[str, Any]:
-    setup = prepare(url, o.users, open_steps_per_user(o), o.head_start, workdir, echo)
+    per_user = open_steps_per_user(o)
+    head_start = o.head_start if o.head_start is not None else max(20, per_user // 3)
+    setup = prepare(url, o.users, per_user, head_start, workdir, echo)
     cluster = Cluster(url, workdir, web_workers=o.web_workers, threads=o.threads, timer_workers=o.timer_workers,
                       extra_env=o.extra_env)
     clusters.append(cluster)
