@@ -74,8 +74,9 @@ def _markdown(text: str) -> Markup:
             if heading:
                 blocks.append(Markup('<p class="form-heading">{}</p>').format(heading.group(2)))
                 continue
-            lines.append(re.sub(r"\*\*(.+?)\*\*", lambda m: str(Markup("<strong>{}</strong>").format(m.group(1))),
-                                str(escape(line))))
+            # The line is escaped first, so the bold text is already safe: formatting it into Markup would
+            # escape it twice (& → &amp;amp;).
+            lines.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(escape(line))))
         if lines:
             blocks.append(Markup("<p>{}</p>").format(Markup("<br>".join(lines))))
     return Markup("").join(blocks)
