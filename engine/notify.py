@@ -176,6 +176,7 @@ class SmtpSettings:
     password: str | None = None
     starttls: bool = False
     timeout: float = 10.0
+    base_url: str | None = None  # e.g. https://alur.pesisirselatankab.go.id: mails then link to their step
 
     @classmethod
     def from_env(cls) -> SmtpSettings | None:
@@ -187,7 +188,8 @@ class SmtpSettings:
                    user=os.environ.get("ALUR_SMTP_USER") or None,
                    password=os.environ.get("ALUR_SMTP_PASSWORD") or None,
                    starttls=_flag(os.environ.get("ALUR_SMTP_STARTTLS")),
-                   timeout=float(os.environ.get("ALUR_SMTP_TIMEOUT") or 10))
+                   timeout=float(os.environ.get("ALUR_SMTP_TIMEOUT") or 10),
+                   base_url=(os.environ.get("ALUR_BASE_URL") or "").strip().rstrip("/") or None)
 
 
 @dataclass
@@ -196,12 +198,15 @@ class OutboxReport:
     failed: int = 0
 
 
-def _build_email(settings: SmtpSettings, to: str, kind: str, message: str) -> EmailMessage:
+def _build_email(settings: SmtpSettings, to: str, kind: str, message: str, notification_id: int) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = settings.sender
     mail["To"] = to
     mail["Subject"] = f"[Alur] {SUBJECTS.get(kind, 'Pemberitahuan')}"
-    mail.set_content(message + "\n\n-- \nPesan otomatis dari Alur. Buka kotak tugas Anda untuk menindaklanjuti.\n")
+    # The notification's own page leads to its step (or instance) after sign-in and checks the rights again.
+    link = f"\n\nBuka: {settings.base_url}/pengawasan/notifikasi/{notification_id}" if settings.base_url else ""
+    mail.set_content(message + link
+                     + "\n\n-- \nPesan otomatis dari Alur. Buka kotak tugas Anda untuk menindaklanjuti.\n")
     return mail
 
 
@@ -235,7 +240,7 @@ def _send_rows(settings: SmtpSettings, rows: Sequence[Any]) -> tuple[list[int], 
     try:
         for row in rows:
             try:
-                smtp.send_message(_build_email(settings, row.email, row.kind, row.message))
+                smtp.send_message(_build_email(settings, row.email, row.kind, row.message, row.id))
                 sent.append(row.id)
             except (OSError, smtplib.SMTPException) as exc:
                 failed += 1

@@ -119,7 +119,8 @@ def test_outbox_sends_once_and_retries_after_a_failure(
     with db.read() as s:
         assert s.scalars(select(Notification.emailed_at)).all() == [None, None]
 
-    up = notify.SmtpSettings(host="127.0.0.1", port=port, sender="alur@pesisirselatan.test")
+    up = notify.SmtpSettings(host="127.0.0.1", port=port, sender="alur@pesisirselatan.test",
+                             base_url="https://alur.example.test")
     clock.advance(minutes=5)
     report = run_round(svc, smtp=up)
     assert (report.reminders, report.emailed, report.email_errors) == (0, 1, 0)
@@ -131,7 +132,9 @@ def test_outbox_sends_once_and_retries_after_a_failure(
     assert "Pengingat: langkah 'Memverifikasi berkas'" in body and "Selasa, 24 November 2026 pukul 16.00 WIB" in body
     with db.read() as s:
         sent = dict(s.execute(select(Notification.username, Notification.emailed_at)).all())
+        mailed_id = s.scalar(select(Notification.id).where(Notification.username == "kasubag"))
     assert sent == {"kasubag": clock.now, "tanpa-surel": None}
+    assert f"Buka: https://alur.example.test/pengawasan/notifikasi/{mailed_id}\r\n" in body
 
 
 def test_old_notifications_are_not_emailed(
@@ -153,5 +156,7 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALUR_SMTP_PORT", "587")
     monkeypatch.setenv("ALUR_SMTP_STARTTLS", "true")
     monkeypatch.setenv("ALUR_SMTP_USER", "alur")
+    monkeypatch.setenv("ALUR_BASE_URL", "https://alur.example.test/")
     settings = notify.SmtpSettings.from_env()
     assert settings is not None and (settings.port, settings.starttls, settings.user) == (587, True, "alur")
+    assert settings.base_url == "https://alur.example.test"
