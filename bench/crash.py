@@ -137,13 +137,14 @@ def docs_body(r: dict[str, Any], problems: list[str], command: str) -> str:
         f"| {c['acknowledged']:,} | {c['lost']} | {c['unknown_outcome']} ({c['unknown_completed']} / "
         f"{c['unknown_still_ready']}) | {c['timer_instances_fired']}/{c['timer_instances']} "
         f"| {c['timer_fired_twice']} | {c['timer_due_not_fired']} | exit {r['alur_check']['exit']} | {status} |"])
+    kinds = ", ".join(f"{n} × {k}" for k, n in sorted(by_kind.items())) or "none"
+    o = r["options"]
     return f"""\
-`{command}` ({r['when']}): the load test's setup (gunicorn `{r['server']}`, {r['options']['timer_workers']}
-`alur worker`s, PostgreSQL, {r['options']['users']} virtual staff completing steps through the web form) while
-processes were killed with SIGKILL and restarted: {len(kills)} kills in {r['elapsed_s']:.0f} s
-({', '.join(f'{n} × {k}' for k, n in sorted(by_kind.items())) or 'none'}; `server` = master and all workers at
-once, `all` = server and every worker). Load average {r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}
-(shared machine).
+`{command}` ({r['when']}): the load test's setup (gunicorn `{load.server_text(r['server'])}`,
+{o['timer_workers']} `alur worker`s, PostgreSQL, {o['users']} virtual staff completing steps through the web
+form) while processes were killed with SIGKILL and restarted: {len(kills)} kills in {r['elapsed_s']:.0f} s
+({kinds}; `server` = master and all workers at once, `all` = server and every worker). Load average
+{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f} (shared machine).
 
 {table}
 
@@ -190,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2, default=str))
     if args.write_docs:
-        given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs"]
-        command = "make bench-crash" if not given else "python bench/crash.py " + " ".join(given)
+        command = load.reproduce_command("make bench-crash", "bench/crash.py", argv)
         write_section("Crash test", docs_body(result, problems, command))
     return 0 if not problems else 1
 
