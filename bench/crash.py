@@ -144,7 +144,8 @@ def docs_body(r: dict[str, Any], problems: list[str], command: str) -> str:
 {o['timer_workers']} `alur worker`s, PostgreSQL, {o['users']} virtual staff completing steps through the web
 form) while processes were killed with SIGKILL and restarted: {len(kills)} kills in {r['elapsed_s']:.0f} s
 ({kinds}; `server` = master and all workers at once, `all` = server and every worker). Load average
-{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f} (shared machine).
+{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f} (shared machine). Seed {r.get('seed')} (`--seed` repeats the
+sequence of kinds; the moments vary with the machine's speed).
 
 {table}
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", default="5-10", help="seconds between kills, a range (default 5-10)")
     parser.add_argument("--kills", type=int, default=None, help="at most this many kills")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
-    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, default=load.Options().web_workers, help="default: cores + 1")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timer-workers", type=int, default=2)
     parser.add_argument("--timer-instances", type=int, default=None, help="default: 4 per user")

@@ -911,6 +911,8 @@ def print_summary(r: dict[str, Any], echo: Callable[[str], None] = print) -> Non
          f"server tracebacks: {r['server_tracebacks']}")
     echo(f"  load average before {r['load_before']}, after {r['load_after']}")
     n = max(1, r["completions"])
+    if r["server_starts"] > 1:
+        echo("  (CPU per completion not meaningful: processes were killed and restarted)")
     echo("  CPU per completion: " + ", ".join(f"{k} {v * 1000 / n:.1f} ms" for k, v in r["cpu_s"].items())
          + f" (total {sum(r['cpu_s'].values()) * 1000 / n:.1f} ms)")
     c = r["checks"]
