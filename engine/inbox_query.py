@@ -16,12 +16,10 @@ so its cost must follow the page size, not the number of tasks. So:
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, not_, or_, select
+from sqlalchemy import Select, and_, bindparam, func, literal, not_, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from engine.accounts import Actor
@@ -50,11 +48,18 @@ def _arm(*where: Any, no_due: bool, source: Any = Task) -> Select[Any]:
     return q.order_by(Task.created_at, Task.id) if no_due else q.order_by(Task.due_at, Task.created_at, Task.id)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    keys: tuple[tuple[int, int], ...]  # (claimable, no_due) of each arm
+    page: Any  # every arm's first :n rows, tagged with the arm's number: one round trip
+    count: Any  # every arm's row count up to :n, as one row of numbers: one round trip
+
+
 @functools.lru_cache(maxsize=512)
-def _arms(username: str, unit_roles: frozenset[tuple[int, str]], process_key: str | None, unit_id: int | None
-          ) -> tuple[tuple[int, int, Select[Any], Select[Any]], ...]:
-    """(claimable, no_due, page query, count query) for every arm; together they hold each inbox task exactly
-    once. Cached per actor and filter: building the statements costs more than running them."""
+def _statements(username: str, unit_roles: frozenset[tuple[int, str]], process_key: str | None,
+                unit_id: int | None) -> _Statements:
+    """The arms, which together hold each inbox task exactly once, as two statements. Cached per actor and
+    filter: building them costs more than running them."""
     common: list[Any] = [Task.state == "READY"]
     if process_key:
         common.append(Task.process_key == process_key)
@@ -82,14 +87,19 @@ def _arms(username: str, unit_roles: frozenset[tuple[int, str]], process_key: st
     covered = [and_(Task.unit_id == u, Task.candidate_role.is_not(None), Task.candidate_role.in_(sorted(r)))
                for u, r in by_unit.items()]
     groups.append((1, [*unclaimed, or_(*cand), *([not_(or_(*covered))] if covered else [])], cand_rows))
-    arms = []
+    keys: list[tuple[int, int]] = []
+    pages: list[Any] = []
+    counts: list[Any] = []
     for claimable, where, source in groups:
         for no_due in (False, True):
             q = _arm(*where, no_due=no_due, source=source)
             q = q.distinct() if source is not Task else q
-            arms.append((claimable, int(no_due), q.limit(bindparam("n")),
-                         select(func.count()).select_from(q.order_by(None).limit(bindparam("n")).subquery())))
-    return tuple(arms)
+            sub = q.limit(bindparam("n")).subquery()
+            pages.append(select(literal(len(keys)).label("arm"), sub.c.id, sub.c.due_at, sub.c.created_at))
+            counts.append(select(func.count()).select_from(q.order_by(None).limit(bindparam("n")).subquery())
+                          .scalar_subquery())
+            keys.append((claimable, int(no_due)))
+    return _Statements(keys=tuple(keys), page=union_all(*pages), count=select(*counts))
 
 
 def inbox_ids(s: Session, actor: Actor, *, process_key: str | None = None, unit: str | None = None,
@@ -98,17 +108,12 @@ def inbox_ids(s: Session, actor: Actor, *, process_key: str | None = None, unit:
     unit_id = conn.execute(select(Unit.id).where(Unit.code == unit)).scalar() if unit else None
     if unit and unit_id is None:
         return InboxIds(ids=[], total=0, capped=False)
-    arms = _arms(actor.username, frozenset(actor.unit_roles), process_key, unit_id)
-    runs: list[list[_Key]] = []
-    for claimable, no_due, page_q, _ in arms:
-        rows = conn.execute(page_q, {"n": offset + limit}).all()
-        runs.append([(claimable, no_due, due, created, tid) for tid, due, created in rows])
-    page = list(itertools.islice(heapq.merge(*runs), offset, offset + limit))
+    st = _statements(actor.username, frozenset(actor.unit_roles), process_key, unit_id)
+    keys: list[_Key] = [(*st.keys[arm], due, created, tid)
+                        for arm, tid, due, created in conn.execute(st.page, {"n": offset + limit})]
+    keys.sort()  # each arm is in order already; this interleaves them (tuples of equal arms never compare None)
+    page = keys[offset:offset + limit]
     # Count one past what the page needs so "is there a next page" is always known, even beyond the cap.
     bound = max(count_cap, offset + limit) + 1
-    n = 0
-    for _, _, _, count_q in arms:
-        if n >= bound:
-            break
-        n += conn.execute(count_q, {"n": bound - n}).scalar() or 0
+    n = sum(conn.execute(st.count, {"n": bound}).one())
     return InboxIds(ids=[key[4] for key in page], total=min(n, bound - 1), capped=n >= bound)
