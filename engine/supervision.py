@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from engine import accounts, forms, notify
@@ -448,14 +448,16 @@ def may_see_any_unit(actor: Actor) -> bool:
 
 # ------------------------------------------------------------------------------------------------ notifications
 
-def unread_notifications(service: Alur, actor: Actor, limit: int = 10) -> tuple[list[dict[str, Any]], int]:
-    """The newest unread reminders, escalations and notices of the user, plus how many are unread."""
+_UNREAD_COUNT = (select(func.count()).select_from(
+    select(Notification.id).where(Notification.username == bindparam("u"), Notification.read_at.is_(None))
+    .limit(bindparam("cap")).subquery()))
+
+
+def unread_count(service: Alur, actor: Actor, cap: int = 100) -> int:
+    """How many notifications the user has not read, counted up to `cap` (the bell on every page shows
+    "99+" beyond that): one index read per page view."""
     with service.db.read() as s:
-        rows = notify.unread(s, actor.username, limit)
-        total = s.scalar(select(func.count()).select_from(Notification).where(
-            Notification.username == actor.username, Notification.read_at.is_(None))) or 0
-        return [{"id": n.id, "kind": n.kind, "message": n.message, "task_id": n.task_id,
-                 "instance_id": n.instance_id, "created_at": n.created_at} for n in rows], total
+        return s.connection().execute(_UNREAD_COUNT, {"u": actor.username, "cap": cap}).scalar() or 0
 
 
 def mark_notifications_read(service: Alur, actor: Actor, ids: Iterable[int] | None) -> int:

@@ -85,9 +85,9 @@ def minutes_text(value: float | None) -> str:
 def _bell() -> dict[str, Any]:
     def bell() -> dict[str, Any]:
         if not current_user.is_authenticated:
-            return {"items": [], "unread": 0}
-        items, unread = supervision.unread_notifications(_svc(), _actor(), limit=5)
-        return {"items": items, "unread": unread}
+            return {"unread": 0, "label": ""}
+        unread = supervision.unread_count(_svc(), _actor(), cap=100)
+        return {"unread": unread, "label": "99+" if unread > 99 else str(unread)}
 
     return {"alur_bell": bell, "alur_minutes": minutes_text, "alur_status_labels": STATUS_LABELS}
 

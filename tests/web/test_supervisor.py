@@ -194,3 +194,16 @@ def test_vendored_viewer_matches_the_pinned_package() -> None:
     if not source.exists():
         pytest.skip("node_modules not installed")
     assert vendored.read_bytes() == source.read_bytes(), "run .venv/bin/python -m web.vendor_assets"
+
+
+def test_bell_count_stops_at_99_plus(sup: Env) -> None:
+    with sup.db.write() as s:
+        for i in range(120):
+            s.add(Notification(dedupe_key=f"notice:{i}:camat", username="camat", kind="escalation",
+                               instance_id=sup.overdue_id, task_id=None,  # type: ignore[attr-defined]
+                               message=f"Pemberitahuan {i}", created_at=sup.clock.now))
+    client = make_app(sup).test_client()
+    login(client, "camat")
+    assert 'class="alur-bell-count">99+<' in client.get("/").get_data(as_text=True)
+    client.post("/pengawasan/notifikasi/baca")  # all read (CSRF is off in this app)
+    assert "alur-bell-count" not in client.get("/").get_data(as_text=True)
