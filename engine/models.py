@@ -163,7 +163,7 @@ class Task(Base):
         Index("ix_task_inbox_cover", "state", "unit_id", "candidate_role", "assignee", "due_at", "created_at", "id"),
         Index("ix_task_assignee_state", "assignee", "state"),
         # The inbox's "mine" arm: few rows (claimed, open), already in deadline order.
-        Index("ix_task_claimed_ready", "assignee", "due_at", "created_at", "id",
+        Index("ix_task_claimed_ready", "assignee", "state", "due_at", "created_at", "id",
               sqlite_where=text("state = 'READY' AND assignee IS NOT NULL"),
               postgresql_where=text("state = 'READY' AND assignee IS NOT NULL")),
         Index("ix_task_instance", "instance_id"),
