@@ -533,10 +533,13 @@ class Alur:
         `may_work`, `task_form`, `attachments_for`/`comments_for` (with `documents`) and `previous_submission`
         (with `previous`, only when the actor may work on it) each make on their own."""
         with self.db.read() as s:
-            row = s.execute(self._task_rows_query().where(Task.id == task_id)).one_or_none()
+            # The instance's unit and starter ride along: the documents' visibility check needs no query of its own.
+            row = s.execute(self._task_rows_query().add_columns(ProcessInstance.unit_id, ProcessInstance.started_by)
+                            .where(Task.id == task_id)).one_or_none()
             if row is None:
                 raise NotFound(f"task {task_id!r} does not exist")
             task = row[0]
+            instance_row = (row[4], row[5])
             allowed = self._may_work(s, actor, task)
             if not (allowed or self._may_view_unit(s, actor, task.unit_id)):
                 raise NotFound(f"task {task_id!r} does not exist")  # do not reveal others' tasks
@@ -545,20 +548,20 @@ class Alur:
             form = self._form_for(s, loaded, self._task_spec(s, loaded, task))
             attachments = comments = None
             if documents:
-                attachments, comments = self._documents(s, task.instance_id, actor)
+                attachments, comments = self._documents(s, task.instance_id, actor, instance_row)
             last = None
             if previous and may_work and form is not None:
                 last = self._previous_submission(s, task)
-            return TaskPage(_task_view(*row), may_work, form, loaded.info, attachments, comments, last)
+            return TaskPage(_task_view(*row[:4]), may_work, form, loaded.info, attachments, comments, last)
 
     def instance_documents(self, instance_id: str, actor: Actor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(attachments_for, comments_for) in one read."""
         with self.db.read() as s:
             return self._documents(s, instance_id, actor)
 
-    def _documents(self, s: Session, instance_id: str, actor: Actor
+    def _documents(self, s: Session, instance_id: str, actor: Actor, instance_row: tuple[int, str] | None = None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        if not self._may_view_instance(s, actor, instance_id):
+        if not self._may_view_instance(s, actor, instance_id, instance_row):
             raise NotFound(f"instance {instance_id!r} does not exist")
         return self._attachments(s, instance_id), self._comments(s, instance_id)
 
@@ -774,14 +777,17 @@ class Alur:
         with self.db.read() as s:
             return self.specs.get(s, definition_id).info
 
-    def _may_view_instance(self, s: Session, actor: Actor, instance_id: str) -> bool:
+    def _may_view_instance(self, s: Session, actor: Actor, instance_id: str,
+                           instance_row: tuple[int, str] | None = None) -> bool:
         """Instances of the units the actor may see, those they started (a designer's test run in any
-        unit), and those they worked on."""
-        row = s.execute(select(ProcessInstance.unit_id, ProcessInstance.started_by)
-                        .where(ProcessInstance.id == instance_id)).one_or_none()
-        if row is None:
+        unit), and those they worked on. `instance_row`: the instance's (unit_id, started_by) if already read."""
+        if instance_row is None:
+            instance_row = s.execute(select(ProcessInstance.unit_id, ProcessInstance.started_by)
+                                     .where(ProcessInstance.id == instance_id)).one_or_none()
+        if instance_row is None:
             return False
-        if row.started_by == actor.username or self._may_view_unit(s, actor, row.unit_id):
+        unit_id, started_by = instance_row
+        if started_by == actor.username or self._may_view_unit(s, actor, unit_id):
             return True
         # Candidate users outside the unit still see the instances they work on.
         return s.scalar(select(exists().where(Task.instance_id == instance_id, or_(
