@@ -513,15 +513,10 @@ class Alur:
                   task_id=task_id)
         return self.task(task_id, SYSTEM)
 
-    def previous_submission(self, task_id: str, actor: Actor = SYSTEM) -> dict[str, Any]:
-        """The data last submitted for the same step of the same instance: a step reached again through a
-        revision loop (koreksi) starts from what was sent the round before, not from an empty form."""
-        task = self.task(task_id, actor)  # NotFound unless the actor may see it
-        with self.db.read() as s:
-            return self._previous_submission(s, task)
-
     @staticmethod
     def _previous_submission(s: Session, task: Any) -> dict[str, Any]:
+        """The data last submitted for the same step of the same instance: a step reached again through a
+        revision loop (koreksi) starts from what was sent the round before, not from an empty form."""
         data = s.scalar(select(Task.form_data).where(
             Task.instance_id == task.instance_id, Task.element_id == task.element_id,
             Task.state == "COMPLETED", Task.id != task.id).order_by(Task.completed_at.desc()).limit(1))
@@ -530,8 +525,8 @@ class Alur:
     def task_page(self, task_id: str, actor: Actor, *, documents: bool = True,
                   previous: bool = False) -> TaskPage:
         """Everything the task page needs, in one read and few round trips; the same checks as `task`,
-        `may_work`, `task_form`, `attachments_for`/`comments_for` (with `documents`) and `previous_submission`
-        (with `previous`, only when the actor may work on it) each make on their own."""
+        `may_work`, `task_form` and `attachments_for`/`comments_for` (with `documents`) each make on their own,
+        plus the previous round's data (with `previous`, only when the actor may work on it)."""
         with self.db.read() as s:
             # The instance's unit and starter ride along: the documents' visibility check needs no query of its own.
             row = s.execute(self._task_rows_query().add_columns(ProcessInstance.unit_id, ProcessInstance.started_by)
@@ -584,13 +579,7 @@ class Alur:
             if task is None or not (self._may_work(s, actor, task) or self._may_view_unit(s, actor, task.unit_id)):
                 raise NotFound(f"task {task_id!r} does not exist")
             loaded = self.specs.get(s, task.definition_id)
-            state = s.scalar(select(ProcessInstance.state).where(ProcessInstance.id == task.instance_id))
-            # By the task's own spec, not its element id: a called SOP may reuse the caller's ids (Step_1…).
-            workflow = serializer.instance_from_json(state, loaded.spec, loaded.subprocess_specs,
-                                                     SafeScriptEngine(clock=self.clock))
-            spiff_task = workflow.get_task_from_id(uuid.UUID(task_id))
-            spec = spiff_task.task_spec if spiff_task is not None else _find_spec(loaded, task.element_id)
-            return self._form_for(s, loaded, spec)
+            return self._form_for(s, loaded, self._task_spec(s, loaded, task))
 
     def _form_for(self, s: Session, loaded: LoadedDefinition, task_spec: Any) -> forms.FormDefinition | None:
         ext = getattr(task_spec, "extensions", None) or {}

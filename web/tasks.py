@@ -135,11 +135,7 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
     task = ctx["task"]
     if task.state != "READY":
         raise ConflictError(f"task {task_id} is already {task.state.lower()}")  # a second submit: nothing changes
-    if not ctx["may_work"]:
-        # The context is read in several transactions: a concurrent submit may have completed the task between
-        # them, and that is a conflict (409), not a lack of rights.
-        if svc.task(task_id, actor).state != "READY":
-            raise ConflictError(f"task {task_id} was completed meanwhile")
+    if not ctx["may_work"]:  # READY, read in the same row as the rights: truly not this user's step
         abort(403)
     form = ctx["form"]
     raw = _form_values(form)
