@@ -84,10 +84,41 @@ _TASK_FOR_CHANGE = (
     .join(_I, _I.c.id == _T.c.instance_id).join(_U, _U.c.id == _T.c.unit_id)
     .where(_T.c.id == bindparam("tid"))
 )
+# Task rows as the pages show them (Alur._task_rows_query), built once: constructing a 26-column select
+# on every call costs more than running it.
+_TASK_ROWS = (
+    select(*_T.c, _I.c.business_key, ProcessDefinition.__table__.c.name.label("process_name"),
+           _U.c.code.label("unit_code"))
+    .join(_I, _I.c.id == _T.c.instance_id)
+    .join(ProcessDefinition.__table__, ProcessDefinition.__table__.c.id == _T.c.definition_id)
+    .join(_U, _U.c.id == _T.c.unit_id)
+)
+# The instance's documents for the task page, attachments and comments in one round trip ("a" rows, then "c"
+# rows, each in upload/writing order), with the name of the step each belongs to.
+_ATT, _CMT, _STEP = Attachment.__table__, Comment.__table__, Task.__table__.alias("step")
+_DOCUMENTS = union_all(
+    select(literal("a").label("kind"), _ATT.c.id.label("doc_id"), _ATT.c.task_id, _STEP.c.name.label("task_name"),
+           _ATT.c.original_name.label("text"), _ATT.c.uploaded_by.label("who"), _ATT.c.uploaded_at.label("at"),
+           _ATT.c.sha256, _ATT.c.size, _ATT.c.content_type)
+    .select_from(_ATT.outerjoin(_STEP, _STEP.c.id == _ATT.c.task_id)).where(_ATT.c.instance_id == bindparam("iid")),
+    select(literal("c"), _CMT.c.id, _CMT.c.task_id, _STEP.c.name, _CMT.c.body, _CMT.c.author, _CMT.c.created_at,
+           null(), null(), null())
+    .select_from(_CMT.outerjoin(_STEP, _STEP.c.id == _CMT.c.task_id)).where(_CMT.c.instance_id == bindparam("iid")),
+).order_by("kind", "doc_id")
+# The data last submitted for the same step of the same instance: a step reached again through a revision loop
+# (koreksi) starts from what was sent the round before, not from an empty form. Correlated to the task row.
+_EARLIER = Task.__table__.alias("earlier")
+_PREVIOUS_SUBMISSION = (
+    select(_EARLIER.c.form_data)
+    .where(_EARLIER.c.instance_id == _T.c.instance_id, _EARLIER.c.element_id == _T.c.element_id,
+           _EARLIER.c.state == "COMPLETED", _EARLIER.c.id != _T.c.id)
+    .order_by(_EARLIER.c.completed_at.desc()).limit(1).scalar_subquery()
+)
 # The signed-in user of a web request (every request loads it): the account, its roles and today's
 # substitutions in one round trip. Rows: ("user", full_name, email, locale, password_hash),
-# ("role", unit_id or None, role), ("sub", unit_id, role, kind).
-_UA, _RA, _SUB = User.__table__, RoleAssignment.__table__, Substitution.__table__
+# ("role", unit_id or None, role), ("sub", unit_id, role, kind), ("bell", None, unread notifications).
+_UA, _RA, _SUB, _NOTE = User.__table__, RoleAssignment.__table__, Substitution.__table__, Notification.__table__
+UNREAD_CAP = 100  # the bell says "99+" beyond
 _ACTIVE_USER = and_(_UA.c.username == bindparam("username"), _UA.c.is_active.is_(True))
 _SESSION_USER = union_all(
     select(literal("user").label("row"), _UA.c.id.label("user_id"), null().label("unit_id"),
@@ -98,6 +129,10 @@ _SESSION_USER = union_all(
     select(literal("sub"), _UA.c.id, _SUB.c.unit_id, _SUB.c.role, _SUB.c.kind, null(), null())
     .join(_SUB, _SUB.c.user_id == _UA.c.id)
     .where(_ACTIVE_USER, _SUB.c.starts_on <= bindparam("today"), _SUB.c.ends_on >= bindparam("today")),
+    # The bell on every page: unread notifications, counted up to UNREAD_CAP (one index range).
+    select(literal("bell"), null(), select(func.count()).select_from(
+        select(_NOTE.c.id).where(_NOTE.c.username == bindparam("username"), _NOTE.c.read_at.is_(None))
+        .limit(UNREAD_CAP).subquery()).scalar_subquery(), null(), null(), null(), null()),
 )
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 FORM_SUFFIX = ".form"
@@ -415,10 +450,9 @@ class Alur:
     # ------------------------------------------------------------------ tasks
 
     def _task_rows_query(self):  # type: ignore[no-untyped-def]
-        return (select(Task, ProcessInstance.business_key, ProcessDefinition.name, Unit.code)
-                .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
-                .join(ProcessDefinition, ProcessDefinition.id == Task.definition_id)
-                .join(Unit, Unit.id == Task.unit_id))
+        """Flat rows (the task's columns plus `business_key`, `process_name`, `unit_code`), not ORM objects:
+        the inbox reads 25 at a time on every page view, and building entities was most of that cost."""
+        return _TASK_ROWS
 
     def _candidate_filter(self, actor: Actor, *, unassigned_only: bool = True):  # type: ignore[no-untyped-def]
         """SQL condition: tasks the actor is a candidate for through roles, substitutions or name; by default
@@ -444,17 +478,17 @@ class Alur:
             if unit:
                 q = q.where(Unit.code == unit)
             q = q.order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
-            rows = s.execute(q.limit(max(1, min(limit, 500))).offset(max(0, offset))).all()
-            return [_task_view(*r) for r in rows]
+            rows = s.connection().execute(q.limit(max(1, min(limit, 500))).offset(max(0, offset))).all()
+            return [_task_view(r) for r in rows]
 
     def task(self, task_id: str, actor: Actor = SYSTEM) -> TaskView:
         with self.db.read() as s:
-            row = s.execute(self._task_rows_query().where(Task.id == task_id)).one_or_none()
+            row = s.connection().execute(self._task_rows_query().where(Task.id == task_id)).one_or_none()
             if row is None:
                 raise NotFound(f"task {task_id!r} does not exist")
-            if not (self._may_work(s, actor, row[0]) or self._may_view_unit(s, actor, row[0].unit_id)):
+            if not (self._may_work(s, actor, row) or self._may_view_unit(s, actor, row.unit_id)):
                 raise NotFound(f"task {task_id!r} does not exist")  # do not reveal others' tasks
-            return _task_view(*row)
+            return _task_view(row)
 
     def _may_work(self, s: Session, actor: Actor, task: Any) -> bool:
         if actor.is_system:
@@ -513,15 +547,6 @@ class Alur:
                   task_id=task_id)
         return self.task(task_id, SYSTEM)
 
-    @staticmethod
-    def _previous_submission(s: Session, task: Any) -> dict[str, Any]:
-        """The data last submitted for the same step of the same instance: a step reached again through a
-        revision loop (koreksi) starts from what was sent the round before, not from an empty form."""
-        data = s.scalar(select(Task.form_data).where(
-            Task.instance_id == task.instance_id, Task.element_id == task.element_id,
-            Task.state == "COMPLETED", Task.id != task.id).order_by(Task.completed_at.desc()).limit(1))
-        return dict(data or {})
-
     def task_page(self, task_id: str, actor: Actor, *, documents: bool = True,
                   previous: bool = False) -> TaskPage:
         """Everything the task page needs, in one read and few round trips; the same checks as `task`,
@@ -529,12 +554,15 @@ class Alur:
         plus the previous round's data (with `previous`, only when the actor may work on it)."""
         with self.db.read() as s:
             # The instance's unit and starter ride along: the documents' visibility check needs no query of its own.
-            row = s.execute(self._task_rows_query().add_columns(ProcessInstance.unit_id, ProcessInstance.started_by)
-                            .where(Task.id == task_id)).one_or_none()
+            query = self._task_rows_query().add_columns(ProcessInstance.unit_id.label("instance_unit_id"),
+                                                        ProcessInstance.started_by)
+            if previous:  # in the same round trip; used only if the actor may work on the step
+                query = query.add_columns(_PREVIOUS_SUBMISSION.label("previous_data"))
+            row = s.connection().execute(query.where(Task.id == task_id)).one_or_none()
             if row is None:
                 raise NotFound(f"task {task_id!r} does not exist")
-            task = row[0]
-            instance_row = (row[4], row[5])
+            task = row
+            instance_row = (row.instance_unit_id, row.started_by)
             allowed = self._may_work(s, actor, task)
             if not (allowed or self._may_view_unit(s, actor, task.unit_id)):
                 raise NotFound(f"task {task_id!r} does not exist")  # do not reveal others' tasks
@@ -546,8 +574,8 @@ class Alur:
                 attachments, comments = self._documents(s, task.instance_id, actor, instance_row)
             last = None
             if previous and may_work and form is not None:
-                last = self._previous_submission(s, task)
-            return TaskPage(_task_view(*row[:4]), may_work, form, loaded.info, attachments, comments, last)
+                last = dict(row.previous_data or {})
+            return TaskPage(_task_view(row), may_work, form, loaded.info, attachments, comments, last)
 
     def instance_documents(self, instance_id: str, actor: Actor) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(attachments_for, comments_for) in one read."""
@@ -558,7 +586,18 @@ class Alur:
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if not self._may_view_instance(s, actor, instance_id, instance_row):
             raise NotFound(f"instance {instance_id!r} does not exist")
-        return self._attachments(s, instance_id), self._comments(s, instance_id)
+        attachments: list[dict[str, Any]] = []
+        comments: list[dict[str, Any]] = []
+        for r in s.connection().execute(_DOCUMENTS, {"iid": instance_id}):
+            if r.kind == "a":
+                attachments.append({
+                    "id": r.doc_id, "sha256": r.sha256, "size": r.size, "content_type": r.content_type, "name": r.text,
+                    "instance_id": instance_id, "task_id": r.task_id, "task_name": r.task_name,
+                    "uploaded_by": r.who, "uploaded_at": r.at})
+            else:
+                comments.append({"id": r.doc_id, "task_id": r.task_id, "task_name": r.task_name, "author": r.who,
+                                 "body": r.text, "created_at": r.at})
+        return attachments, comments
 
     def _task_spec(self, s: Session, loaded: LoadedDefinition, task: Any) -> Any:
         """The spec of a task row. An element id found in exactly one of the definition's specs is that spec;
@@ -677,9 +716,9 @@ class Alur:
         audit_rows: list[AuditView] = []
         data: dict[str, Any] = {}
         if with_details:
-            rows = s.execute(self._task_rows_query().where(Task.instance_id == instance_id)
-                             .order_by(Task.created_at, Task.completed_at.is_(None), Task.completed_at)).all()
-            tasks = [_task_view(*r) for r in rows]
+            rows = s.connection().execute(self._task_rows_query().where(Task.instance_id == instance_id).order_by(
+                Task.created_at, Task.completed_at.is_(None), Task.completed_at)).all()
+            tasks = [_task_view(r) for r in rows]
             from engine.models import AuditEvent
 
             audit_rows = [AuditView(a.at, a.actor, a.action, a.task_id, a.data) for a in s.scalars(
@@ -703,7 +742,8 @@ class Alur:
             return user.username if user is not None else None
 
     def session_user(self, username: str) -> tuple[Actor, dict[str, Any]] | None:
-        """The actor plus what pages show about the user, in one round trip; None if unknown or inactive.
+        """The actor plus what pages show about the user (name, locale, the bell's unread count up to
+        UNREAD_CAP), in one round trip; None if unknown or inactive.
         `password_fingerprint` changes with the password, which ends every other session. The same actor as
         `accounts.load_actor` (roles, plus today's Plh/Plt for roles not held), read with one statement
         because every web request needs it."""
@@ -721,8 +761,9 @@ class Alur:
         unit_roles |= set(acting)
         actor = Actor(username=username, user_id=user.user_id, unit_roles=frozenset(unit_roles),
                       global_roles=global_roles, acting=acting)
+        unread = next((r.unit_id for r in rows if r.row == "bell"), 0)
         return actor, {"full_name": user.a, "email": user.b, "locale": user.c,
-                       "password_fingerprint": _sha256(user.d.encode())[:16]}
+                       "password_fingerprint": _sha256(user.d.encode())[:16], "unread": int(unread or 0)}
 
     def change_password(self, username: str, current: str, new: str) -> None:
         with self.db.write() as s:
@@ -750,8 +791,9 @@ class Alur:
         with self.db.read() as s:
             found = inbox_ids(s, actor, process_key=process_key, unit=unit, limit=limit, offset=offset,
                               count_cap=count_cap)
-            rows = s.execute(self._task_rows_query().where(Task.id.in_(found.ids))).all() if found.ids else []
-        by_id = {r[0].id: _task_view(*r) for r in rows}
+            rows = s.connection().execute(self._task_rows_query().where(Task.id.in_(found.ids))).all() \
+                if found.ids else []
+        by_id = {r.id: _task_view(r) for r in rows}
         tasks = [by_id[i] for i in found.ids if i in by_id]
         return InboxPage(tasks=tasks, total=found.total, capped=found.capped)
 
@@ -1146,10 +1188,10 @@ class Alur:
             if limit <= 0:
                 return [], total
             column = self._TASK_ORDER.get(order_by, Task.created_at)
-            rows = s.execute(self._task_rows_query().where(*conds)
+            rows = s.connection().execute(self._task_rows_query().where(*conds)
                              .order_by(column.desc() if descending else column, Task.id)
                              .offset(max(0, first)).limit(limit)).all()
-            return [_task_view(*r) for r in rows], total
+            return [_task_view(r) for r in rows], total
 
 
 def _attachment_dict(row: Attachment, task_name: str | None) -> dict[str, Any]:
@@ -1181,14 +1223,16 @@ def _definition_view(row: ProcessDefinition, *, is_new: bool = False) -> Definit
                           row.deployed_at, is_new)
 
 
-def _task_view(task: Task, business_key: str | None, process_name: str | None, unit_code: str | None) -> TaskView:
+def _task_view(task: Any) -> TaskView:
+    """A row of `Alur._task_rows_query`."""
     return TaskView(
         id=task.id, instance_id=task.instance_id, process_key=task.process_key, definition_id=task.definition_id,
         element_id=task.element_id, name=task.name, lane=task.lane, candidate_role=task.candidate_role,
         assignee=task.assignee, state=task.state, unit_id=task.unit_id, created_at=task.created_at,
         due_at=task.due_at, follow_up_at=task.follow_up_at, claimed_at=task.claimed_at,
         completed_at=task.completed_at, completed_by=task.completed_by, late_reason=task.late_reason,
-        business_key=business_key, process_name=process_name, unit_code=unit_code, form_data=task.form_data)
+        business_key=task.business_key, process_name=task.process_name, unit_code=task.unit_code,
+        form_data=task.form_data)
 
 
 def _info_json(info: Any) -> dict[str, Any]:

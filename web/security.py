@@ -27,6 +27,7 @@ class WebUser(UserMixin):
     locale: str = "id"
     email: str | None = None
     password_fingerprint: str = ""
+    unread: int | None = None  # the bell's count, read with the user at the start of the request
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -54,7 +55,7 @@ def load_web_user(user_id: str) -> WebUser | None:
     if info["password_fingerprint"] != fingerprint:
         return None
     return WebUser(actor=actor, full_name=info["full_name"], locale=info["locale"] or "id",
-                   email=info["email"], password_fingerprint=info["password_fingerprint"])
+                   email=info["email"], password_fingerprint=info["password_fingerprint"], unread=info["unread"])
 
 
 class LoginLimiter:

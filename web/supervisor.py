@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 from engine import catalog, report_export, supervision
 from engine.errors import FormValidationError, NotFound
 from engine.reports import format_minutes
+from engine.service import UNREAD_CAP
 from engine.sop.render import render_html
 from engine.supervision import InstanceFilter
 from web.auth import safe_next
@@ -86,7 +87,9 @@ def _bell() -> dict[str, Any]:
     def bell() -> dict[str, Any]:
         if not current_user.is_authenticated:
             return {"unread": 0, "label": ""}
-        unread = supervision.unread_count(_svc(), _actor(), cap=100)
+        unread = current_user.unread  # read in the same statement as the user (Alur.session_user)
+        if unread is None:
+            unread = supervision.unread_count(_svc(), _actor(), cap=UNREAD_CAP)
         return {"unread": unread, "label": "99+" if unread > 99 else str(unread)}
 
     return {"alur_bell": bell, "alur_minutes": minutes_text, "alur_status_labels": STATUS_LABELS}
