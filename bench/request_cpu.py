@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("tottime", "cumtime"), help="cProfile the measured cycles")
     parser.add_argument("--sample", action="store_true", help="pyinstrument (sampling: less distortion) instead")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--show-sql", action="store_true", help="print the last request's statements per kind")
     parser.add_argument("--callers", help="with --profile: print the callers of functions matching this regex")
     parser.add_argument("--filter", action="append", help="only profile lines matching this regex")
     parser.add_argument("--db-name", default="alur_load_cpu")
@@ -62,8 +63,13 @@ def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
 
     app = create_app({"ALUR_DATABASE_URL": url, "ALUR_INSTANCE_DIR": str(workdir), "SECRET_KEY": "x" * 40})
     statements = [0]
-    event.listen(app.extensions["alur"].db.engine, "before_cursor_execute",
-                 lambda *a: statements.__setitem__(0, statements[0] + 1))
+    last_sql: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements[0] += 1
+        last_sql.append(" ".join(statement.split())[:160])
+
+    event.listen(app.extensions["alur"].db.engine, "before_cursor_execute", count)
     clients = []
     for staff in setup.staff[: o.users]:
         c = app.test_client()
@@ -76,13 +82,17 @@ def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
     sql: dict[str, list[int]] = {"inbox": [], "task": [], "complete": []}
 
     def timed(kind: str, call):  # type: ignore[no-untyped-def]
+        last_sql.clear()
         s0, t0 = statements[0], time.process_time()
         r = call()
         cpu[kind].append((time.process_time() - t0) * 1000)
         sql[kind].append(statements[0] - s0)
+        if o.show_sql:
+            shown[kind] = list(last_sql)
         return r
 
     n = 0
+    shown: dict[str, list[str]] = {}
 
     def cycle(staff, c) -> None:  # type: ignore[no-untyped-def]
         nonlocal n
@@ -128,6 +138,10 @@ def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
         print(f"{kind:9s} n={len(cpu[kind]):4d}  CPU mean {mean:5.2f} ms  best block {min(blocks):5.2f} ms"
               f"  statements {statistics.fmean(sql[kind]):.1f}")
     print(f"cycle     CPU {total:.2f} ms, best blocks {best_total:.2f} ms (in-process: no HTTP server, no socket)")
+    for kind, lines in shown.items():
+        print(f"-- {kind}: the last request's statements")
+        for line in lines:
+            print("   ", line)
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats(o.profile).print_stats(*(o.filter or []), o.top)
