@@ -7,8 +7,8 @@ so its cost must follow the page size, not the number of tasks. So:
   rare extra candidates. A role arm is an equality prefix of the covering index `ix_task_inbox_cover (state,
   unit_id, candidate_role, assignee, due_at, created_at, id)`, so it comes off the index already in deadline
   order and `LIMIT offset + limit` reads only that many entries; "mine" uses the small partial index of
-  claimed READY tasks. The arms are merged here, in Python: neither SQLite nor PostgreSQL reliably merges a
-  UNION's pre-sorted arms (SQLite adds a sort per arm as soon as a constant column is in the ORDER BY).
+  claimed READY tasks. The arms' entries (at most arms x (offset + limit) short rows) are then sorted and cut to
+  the page in the same statement, which also joins the page's 25 rows to what the page shows: one round trip.
 - Deadline-less steps come last through their own arms, as `due_at IS NULL` in ORDER BY would defeat the index.
 - The total is counted only up to a bound: a page needs to know "more than a thousand", not the exact figure.
 """
@@ -37,9 +37,6 @@ class InboxIds:
     capped: bool
 
 
-_Key = tuple[int, int, Any, Any, str]
-
-
 def _arm(*where: Any, no_due: bool, source: Any = Task) -> Select[Any]:
     q = select(Task.id, Task.due_at, Task.created_at)
     if source is not Task:
@@ -48,10 +45,9 @@ def _arm(*where: Any, no_due: bool, source: Any = Task) -> Select[Any]:
     return q.order_by(Task.created_at, Task.id) if no_due else q.order_by(Task.due_at, Task.created_at, Task.id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a cache key of `_page_statement`
 class _Statements:
-    keys: tuple[tuple[int, int], ...]  # (claimable, no_due) of each arm
-    page: Any  # every arm's first :n rows, tagged with the arm's number: one round trip
+    page: Any  # every arm's first :n entries, ranked by (claimable, no deadline), as one subquery
     count: Any  # every arm's row count up to :n, as one row of numbers: one round trip
 
 
@@ -87,7 +83,6 @@ def _statements(username: str, unit_roles: frozenset[tuple[int, str]], process_k
     covered = [and_(Task.unit_id == u, Task.candidate_role.is_not(None), Task.candidate_role.in_(sorted(r)))
                for u, r in by_unit.items()]
     groups.append((1, [*unclaimed, or_(*cand), *([not_(or_(*covered))] if covered else [])], cand_rows))
-    keys: list[tuple[int, int]] = []
     pages: list[Any] = []
     counts: list[Any] = []
     for claimable, where, source in groups:
@@ -95,25 +90,51 @@ def _statements(username: str, unit_roles: frozenset[tuple[int, str]], process_k
             q = _arm(*where, no_due=no_due, source=source)
             q = q.distinct() if source is not Task else q
             sub = q.limit(bindparam("n")).subquery()
-            pages.append(select(literal(len(keys)).label("arm"), sub.c.id, sub.c.due_at, sub.c.created_at))
+            pages.append(select(literal(claimable * 2 + int(no_due)).label("rank"), sub.c.id, sub.c.due_at,
+                                sub.c.created_at))
             counts.append(select(func.count()).select_from(q.order_by(None).limit(bindparam("n")).subquery())
                           .scalar_subquery())
-            keys.append((claimable, int(no_due)))
-    return _Statements(keys=tuple(keys), page=union_all(*pages), count=select(*counts))
+    return _Statements(page=union_all(*pages).subquery("inbox_arms"), count=select(*counts))
+
+
+@functools.lru_cache(maxsize=512)
+def _page_statement(st: _Statements, rows: Select[Any] | None) -> Select[Any]:
+    """The page: every arm's first :n entries (offset + limit), ordered and cut to the page in the database
+    (a sort of at most arms x :n short rows), joined to what the page shows in the same round trip."""
+    arms = st.page
+    q = select(arms.c.id) if rows is None else rows.join(arms, arms.c.id == Task.id)
+    return (q.order_by(arms.c.rank, arms.c.due_at, arms.c.created_at, arms.c.id)
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+@dataclass(frozen=True)
+class InboxRows:
+    """One page of rows (of the `rows` select given to `inbox_rows`) in inbox order, and the total, which is
+    a lower bound when `capped`."""
+
+    rows: list[Any]
+    total: int
+    capped: bool
+
+
+def inbox_rows(s: Session, actor: Actor, rows: Select[Any] | None = None, *, process_key: str | None = None,
+               unit: str | None = None, limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP) -> InboxRows:
+    """The page as rows of `rows` (a select over `Task`, built once by the caller: statements are cached per
+    select object), or of the task id alone; two round trips, the page and the bounded count."""
+    conn = s.connection()  # Core execution: these are a dozen tiny index reads, ORM overhead would dominate
+    unit_id = conn.execute(select(Unit.id).where(Unit.code == unit)).scalar() if unit else None
+    if unit and unit_id is None:
+        return InboxRows(rows=[], total=0, capped=False)
+    st = _statements(actor.username, frozenset(actor.unit_roles), process_key, unit_id)
+    page = conn.execute(_page_statement(st, rows), {"n": offset + limit, "limit": limit, "offset": offset}).all()
+    # Count one past what the page needs so "is there a next page" is always known, even beyond the cap.
+    bound = max(count_cap, offset + limit) + 1
+    n = sum(conn.execute(st.count, {"n": bound}).one())
+    return InboxRows(rows=page, total=min(n, bound - 1), capped=n >= bound)
 
 
 def inbox_ids(s: Session, actor: Actor, *, process_key: str | None = None, unit: str | None = None,
               limit: int = 50, offset: int = 0, count_cap: int = COUNT_CAP) -> InboxIds:
-    conn = s.connection()  # Core execution: these are a dozen tiny index reads, ORM overhead would dominate
-    unit_id = conn.execute(select(Unit.id).where(Unit.code == unit)).scalar() if unit else None
-    if unit and unit_id is None:
-        return InboxIds(ids=[], total=0, capped=False)
-    st = _statements(actor.username, frozenset(actor.unit_roles), process_key, unit_id)
-    keys: list[_Key] = [(*st.keys[arm], due, created, tid)
-                        for arm, tid, due, created in conn.execute(st.page, {"n": offset + limit})]
-    keys.sort()  # each arm is in order already; this interleaves them (tuples of equal arms never compare None)
-    page = keys[offset:offset + limit]
-    # Count one past what the page needs so "is there a next page" is always known, even beyond the cap.
-    bound = max(count_cap, offset + limit) + 1
-    n = sum(conn.execute(st.count, {"n": bound}).one())
-    return InboxIds(ids=[key[4] for key in page], total=min(n, bound - 1), capped=n >= bound)
+    found = inbox_rows(s, actor, process_key=process_key, unit=unit, limit=limit, offset=offset,
+                       count_cap=count_cap)
+    return InboxIds(ids=[r.id for r in found.rows], total=found.total, capped=found.capped)

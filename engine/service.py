@@ -42,7 +42,7 @@ from engine.errors import (
     ProcessError,
 )
 from engine.expressions import SafeScriptEngine
-from engine.inbox_query import COUNT_CAP, inbox_ids
+from engine.inbox_query import COUNT_CAP, inbox_rows
 from engine.loader import build_specs, load_bpmn_files
 from engine.models import (
     Attachment,
@@ -789,13 +789,9 @@ class Alur:
         limit = max(1, min(limit, 500))
         offset = max(0, offset)
         with self.db.read() as s:
-            found = inbox_ids(s, actor, process_key=process_key, unit=unit, limit=limit, offset=offset,
-                              count_cap=count_cap)
-            rows = s.connection().execute(self._task_rows_query().where(Task.id.in_(found.ids))).all() \
-                if found.ids else []
-        by_id = {r.id: _task_view(r) for r in rows}
-        tasks = [by_id[i] for i in found.ids if i in by_id]
-        return InboxPage(tasks=tasks, total=found.total, capped=found.capped)
+            found = inbox_rows(s, actor, _TASK_ROWS, process_key=process_key, unit=unit, limit=limit,
+                               offset=offset, count_cap=count_cap)
+        return InboxPage(tasks=[_task_view(r) for r in found.rows], total=found.total, capped=found.capped)
 
     def may_work(self, task_id: str, actor: Actor) -> bool:
         """Whether the actor may complete (or claim) this READY task now."""
