@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
@@ -896,6 +896,34 @@ def validate_submission(
         elif f.key in values:
             result[f.key] = values[f.key]
     return result
+
+
+class _FormFields(Mapping[str, Any]):
+    """A submitted HTML form (a MultiDict) seen through the form's own keys: the CSRF token, the late reason
+    and the buttons ride in the same body but are not form data."""
+
+    def __init__(self, data: Any, keys: list[str]):
+        self._data = data
+        self._keys = [k for k in keys if k in data]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def getlist(self, key: str) -> list[Any]:
+        return list(self._data.getlist(key)) if key in self._keys else []
+
+
+def only_form_fields(form: FormDefinition | None, data: Any) -> Mapping[str, Any]:
+    """The fields of `form` in a submitted HTML form (a MultiDict); nothing when there is no form."""
+    return _FormFields(data, [f.key for f in form.fields] if form is not None else [])
 
 
 def _compute_expressions(form: FormDefinition, context: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import PurePath
 from typing import Any, ClassVar
 
@@ -77,9 +77,10 @@ Clock = Callable[[], datetime]
 _T, _I, _U = Task.__table__, ProcessInstance.__table__, Unit.__table__
 # Everything a completion needs about the task and its instance, in one round trip.
 _TASK_FOR_CHANGE = (
-    select(_T.c.id, _T.c.instance_id, _T.c.element_id, _T.c.unit_id, _T.c.candidate_role, _T.c.assignee,
-           _T.c.state, _T.c.due_at, _I.c.definition_id, _I.c.process_key, _I.c.state.label("instance_state"),
-           _I.c.version, _I.c.status, _I.c.business_key, _I.c.started_at, _I.c.started_by,
+    select(_T.c.id, _T.c.instance_id, _T.c.element_id, _T.c.name, _T.c.unit_id, _T.c.candidate_role,
+           _T.c.assignee, _T.c.state, _T.c.due_at, _I.c.definition_id, _I.c.process_key,
+           _I.c.state.label("instance_state"), _I.c.version, _I.c.status, _I.c.business_key, _I.c.started_at,
+           _I.c.started_by,
            _U.c.code.label("unit_code"))
     .join(_I, _I.c.id == _T.c.instance_id).join(_U, _U.c.id == _T.c.unit_id)
     .where(_T.c.id == bindparam("tid"))
@@ -650,19 +651,24 @@ class Alur:
         return None
 
     def complete(self, task_id: str, actor: Actor, data: Mapping[str, Any] | None = None, *,
-                 late_reason: str | None = None) -> InstanceView:
-        """Complete a READY task with form data (validated against its form), then run the engine on."""
-        data = dict(data or {})
+                 late_reason: str | None = None, locale: str = "id", web_form: bool = False) -> InstanceView:
+        """Complete a READY task with form data (validated against its form), then run the engine on.
+
+        `web_form`: `data` is a submitted HTML form (a MultiDict with the CSRF token and buttons beside the
+        fields): only the form's own fields are read, and typed date-times are in the unit's time zone.
+        Problems with the data and a missing or unfit late reason come together in one FormValidationError,
+        with messages in `locale`."""
         late_reason = (late_reason or "").strip() or None
-        if late_reason and (problem := forms.text_problem(late_reason, 2000)):
-            raise FormValidationError({"late_reason": [problem]})
+        errors: dict[str, list[str]] = {}
+        if late_reason and (problem := forms.text_problem(late_reason, 2000, locale=locale)):
+            errors["late_reason"] = [problem]
         with self.db.write() as s:
             task = self._load_task_for_change(s, task_id, actor)
             if task.status != "running":
                 raise InvalidState(f"instance {task.instance_id} is {task.status}")
             now = self.clock()
             if task.due_at is not None and now > task.due_at and not late_reason:
-                raise FormValidationError({"late_reason": ["wajib diisi: langkah ini melewati batas waktu"]})
+                errors["late_reason"] = [forms.message("required", locale)]
             loaded = self.specs.get(s, task.definition_id)
             calendar = self.calendar_for(s, task.unit_id)
             workflow = serializer.instance_from_json(task.instance_state, loaded.spec, loaded.subprocess_specs,
@@ -671,7 +677,18 @@ class Alur:
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise ConflictError(f"task {task_id} is no longer ready")
             # The form of this task's own spec: a called SOP may reuse the caller's element ids (Step_1…).
-            cleaned = forms.validate_submission(self._form_for(s, loaded, spiff_task.task_spec), data)
+            form = self._form_for(s, loaded, spiff_task.task_spec)
+            if web_form:
+                data = forms.only_form_fields(form, data or {})
+                tz: tzinfo = calendar.zone
+            else:
+                data, tz = dict(data or {}), forms.DEFAULT_TIMEZONE
+            try:
+                cleaned = forms.validate_submission(form, data, locale=locale, tz=tz)
+            except FormValidationError as exc:
+                errors = {**exc.errors, **errors}
+            if errors:
+                raise FormValidationError(errors)
             # Deep copy: SpiffWorkflow's data merge is shallow, later steps must not mutate this step's data.
             spiff_task.data.update(copy.deepcopy(cleaned))
             try:
@@ -694,7 +711,8 @@ class Alur:
             process_name=loaded.name, business_key=task.business_key, unit_id=task.unit_id,
             unit_code=task.unit_code, status=status, started_at=task.started_at, started_by=task.started_by,
             ended_at=now if status == "completed" else None, version=version,
-            next_due_at=next_timer_due(workflow) if status == "running" else None, ready_task_ids=ready)
+            next_due_at=next_timer_due(workflow) if status == "running" else None, ready_task_ids=ready,
+            completed_step=task.name)
 
     # ------------------------------------------------------------------ instances
 

@@ -120,3 +120,5 @@ class InstanceView(_View):
     data: dict[str, Any] = field(default_factory=dict)
     # Tasks that became READY in the call that returned this view (e.g. the next step after a completion).
     ready_task_ids: list[str] = field(default_factory=list)
+    # The name of the step whose completion returned this view (Alur.complete).
+    completed_step: str | None = None

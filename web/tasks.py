@@ -129,6 +129,9 @@ def _form_values(form: forms.FormDefinition | None) -> MultiDict[str, str]:
 @bp.post("/tugas/<task_id>")
 @login_required
 def submit(task_id: str):  # type: ignore[no-untyped-def]
+    upload = request.files.get("document")
+    if request.form.get("action", "complete") == "complete" and not (upload is not None and upload.filename):
+        return _complete(task_id)
     svc = _svc()
     actor = current_user.actor
     ctx = _context(task_id, documents=False)
@@ -145,7 +148,6 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
     locale = locale_code()
 
     checked: CheckedFile | None = None
-    upload = request.files.get("document")
     if upload is not None and upload.filename:
         limit = current_app.config["ALUR_MAX_ATTACHMENT_BYTES"]
         data = upload.stream.read(limit + 1)
@@ -183,6 +185,21 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
     except FormValidationError as exc:  # e.g. the deadline passed while the page was open
         return _render(ctx, raw, exc.errors, 422, late_reason=late_reason)
     flash(_("Langkah selesai: %(name)s", name=task.name), "success")
+    return redirect(url_for("inbox.index"))
+
+
+def _complete(task_id: str):  # type: ignore[no-untyped-def]
+    """The common submit, a form without a file: one write transaction reads the task, checks the user's
+    rights, validates the form and the late reason, and completes. The page is read only to show mistakes.
+    A task that is no longer READY answers 409, someone else's step 403, a task the user may not see 404."""
+    late_reason = request.form.get("late_reason", "").strip()
+    try:
+        done = _svc().complete(task_id, current_user.actor, request.form, late_reason=late_reason or None,
+                               locale=locale_code(), web_form=True)
+    except FormValidationError as exc:
+        ctx = _context(task_id)
+        return _render(ctx, _form_values(ctx["form"]), exc.errors, 422, late_reason=late_reason)
+    flash(_("Langkah selesai: %(name)s", name=done.completed_step), "success")
     return redirect(url_for("inbox.index"))
 
 

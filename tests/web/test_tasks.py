@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from engine.accounts import SYSTEM
 from engine.models import AuditEvent, Task
 from tests.web.conftest import login
 
@@ -162,23 +163,41 @@ def test_concurrent_double_submit_completes_once(env, app):  # type: ignore[no-u
         assert s.scalar(select(func.count()).select_from(Task).where(Task.element_id == "Step_2")) == 1
 
 
-def test_submit_racing_a_completion_between_reads_is_409_not_403(env, app, monkeypatch):  # type: ignore[no-untyped-def]
-    """Forces the interleaving the threaded test only sometimes hits: the other submit lands after the task
-    page's read (one read: `task_page`) and before this submit's completion, which then changes nothing."""
+def test_submit_after_a_rival_completed_the_open_page_is_409_not_403(env, app):  # type: ignore[no-untyped-def]
+    """The page was open when a colleague completed the step: the submit reads the task once, in its own
+    write transaction, sees it is no longer READY before asking whose it is, and changes nothing."""
+    task_id = env.start()
+    client = app.test_client()
+    login(client, "kasubag")
+    assert client.get(f"/tugas/{task_id}").status_code == 200
+    svc = app.extensions["alur"]
+    rival = next(t for t in svc.instance(svc.task(task_id).instance_id).tasks if t.id == task_id)
+    svc.complete(rival.id, SYSTEM, {k: v for k, v in GOOD.items() if k != "action"} | {"jumlah": 7})
+    response = client.post(f"/tugas/{task_id}", data=GOOD)
+    assert response.status_code == 409
+    assert _audit_count(env, "complete") == 1
+
+
+def test_submit_reads_the_task_once(env, app):  # type: ignore[no-untyped-def]
+    """A submit without a file is one write transaction: the task page is not read first (it used to be,
+    which cost a round trip per completion and opened a window between two reads)."""
     task_id = env.start()
     client = app.test_client()
     login(client, "kasubag")
     svc = app.extensions["alur"]
+    calls: list[str] = []
     real_task_page = svc.task_page
-
-    def task_page_then_a_rival_completion(tid, actor, **kwargs):  # type: ignore[no-untyped-def]
-        page = real_task_page(tid, actor, **kwargs)
-        svc.complete(tid, actor, {k: v for k, v in GOOD.items() if k != "action"} | {"jumlah": 7})
-        return page
-
-    monkeypatch.setattr(svc, "task_page", task_page_then_a_rival_completion)
-    assert client.post(f"/tugas/{task_id}", data=GOOD).status_code == 409
-    assert _audit_count(env, "complete") == 1
+    svc.task_page = lambda *a, **k: calls.append("task_page") or real_task_page(*a, **k)  # type: ignore[method-assign]
+    try:
+        assert client.post(f"/tugas/{task_id}", data=GOOD).status_code == 302
+        assert calls == []
+        # With a mistake the page is read, to show the form again with the message.
+        second = env.start()
+        bad = {**GOOD, "jumlah": "bukan angka"}
+        assert client.post(f"/tugas/{second}", data=bad).status_code == 422
+        assert calls == ["task_page"]
+    finally:
+        del svc.task_page
 
 
 def test_a_step_reached_again_through_the_loop_starts_from_the_last_round(env, client_for):  # type: ignore[no-untyped-def]
