@@ -139,6 +139,9 @@ BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 FORM_SUFFIX = ".form"
 FORM_KEY_PREFIX = "camunda-forms:deployment:"
 MAX_FILES_PER_DEPLOYMENT = 100
+# How long a web process keeps resolving a "latest" form reference to the form it last found (Alur._form_for):
+# a newly deployed form version shows on every server within this time.
+FORM_REF_SECONDS = 10.0
 # Per deployed .bpmn/.form file: the REST deploy and the web deploy page refuse larger uploads (413/400).
 MAX_DEPLOY_FILE_BYTES = 5 * 1024 * 1024
 
@@ -175,6 +178,9 @@ class Alur:
         self._calendars: dict[int, WorkingCalendar] = {}
         self._calendar_lock = threading.Lock()
         self._forms: dict[int, forms.FormDefinition] = {}
+        # Which stored form a form reference resolves to (Alur._resolve_form_ref): -> (form row id, monotonic
+        # expiry, or None when the answer can never change).
+        self._form_refs: dict[tuple[Any, ...], tuple[int, float | None]] = {}
 
     # ------------------------------------------------------------------ calendars, engines, actors
 
@@ -334,6 +340,8 @@ class Alur:
             raise ConflictError("another deployment of the same process ran at the same time; "
                                 "deploy again") from exc
         changed = any(d.is_new for d in definitions) or any(f.is_new for f in form_views)
+        if changed:
+            self._form_refs.clear()  # a new form may now be the "latest": this process sees it at once
         return DeployResult(deployment_id if changed else None, name, now if changed else None,
                             definitions, form_views)
 
@@ -637,7 +645,7 @@ class Alur:
             query = select(FormRow.id).where(FormRow.file_name == file_name).order_by(
                 (FormRow.deployment_id == loaded.deployment_id).desc(), FormRow.version.desc())
         if query is not None:
-            form_row_id = s.connection().execute(query.limit(1)).scalar()
+            form_row_id = self._resolve_form_ref(s, loaded, ext, query)
             if form_row_id is not None:
                 cached = self._forms.get(form_row_id)
                 if cached is None:  # form versions never change: parse each one once per process
@@ -649,6 +657,29 @@ class Alur:
         if spiff_form is not None and getattr(spiff_form, "fields", None):
             return forms.form_from_spiff(spiff_form)
         return None
+
+    def _resolve_form_ref(self, s: Session, loaded: LoadedDefinition, ext: Mapping[str, Any], query: Any
+                          ) -> int | None:
+        """The form row a task's formRef/formKey points at (`query`, built by `_form_for` from `ext` and the
+        deployment), remembered per process: for good when the answer cannot change (a pinned version, or a
+        form of the definition's own deployment that a formKey or a "deployment" binding prefers: stored
+        forms are never altered), else for FORM_REF_SECONDS, as a newer form changes what "latest" means."""
+        binding = (ext.get("formRefBinding") or "latest") if ext.get("formRef") else "formKey"
+        key = (loaded.deployment_id, ext.get("formRef"), ext.get("formKey"), binding, ext.get("formVersion"))
+        hit = self._form_refs.get(key)
+        now = time.monotonic()
+        if hit is not None and (hit[1] is None or now < hit[1]):
+            return hit[0]
+        row = s.connection().execute(
+            query.with_only_columns(FormRow.id, FormRow.deployment_id).limit(1)).one_or_none()
+        if row is None:
+            return None
+        fixed = (binding == "version" and str(ext.get("formVersion") or "").isdigit()) or (
+            binding in ("deployment", "formKey") and row.deployment_id == loaded.deployment_id)
+        if len(self._form_refs) > 10_000:  # bounded: definitions come and go over a process's life
+            self._form_refs.clear()
+        self._form_refs[key] = (int(row.id), None if fixed else now + FORM_REF_SECONDS)
+        return int(row.id)
 
     def complete(self, task_id: str, actor: Actor, data: Mapping[str, Any] | None = None, *,
                  late_reason: str | None = None, locale: str = "id", web_form: bool = False) -> InstanceView:

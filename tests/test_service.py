@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import accounts
+from engine import service as service_module
 from engine.db import Database
 from engine.errors import (
     ConflictError,
@@ -249,6 +250,7 @@ def test_state_survives_a_new_process(svc: Alur, db: Database, clock: FakeClock)
 import json
 from datetime import datetime
 from engine.db import Database
+from engine import service as service_module
 from engine.service import Alur
 svc = Alur(Database({db.url!r}), clock=lambda: datetime.fromisoformat({clock.now.isoformat()!r}))
 camat = svc.actor("camat")
@@ -341,3 +343,23 @@ def test_tasks_alur_cannot_run_are_refused_at_deploy(svc: Alur, db: Database, ta
         svc.deploy({"otomatis.bpmn": xml.encode()})
     assert any(p.element_id == "Step_3" and "not supported" in p.message for p in err.value.problems)
     assert counts(db) == before
+
+
+def test_a_newer_latest_form_is_used_at_once_here_and_soon_by_other_processes(
+        svc: Alur, db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Form references are resolved once per process and remembered (engine/service.py `_resolve_form_ref`):
+    a "latest" reference for FORM_REF_SECONDS at most, and the deploying process forgets at once."""
+    kasubag = svc.actor("kasubag")
+    other = Alur(db, clock=clock)  # a second web process on the same database
+    svc.start("pengajuan", unit="iv-jurai")
+    [task] = svc.tasks_for(kasubag)
+    assert [f.key for f in other.task_form(task.id, kasubag).fields] == ["judul", "jumlah", "catatan"]
+
+    form = json.loads((SERVICE_DATA / "laporan.form").read_text())
+    form["components"].append({"type": "textfield", "key": "nomor", "label": "Nomor"})
+    svc.deploy({"laporan.form": json.dumps(form).encode()})  # a form alone: the process still says "latest"
+    assert [f.key for f in svc.task_form(task.id, kasubag).fields][-1] == "nomor"
+    assert [f.key for f in other.task_form(task.id, kasubag).fields][-1] == "catatan"  # remembered…
+    later = service_module.time.monotonic() + service_module.FORM_REF_SECONDS + 1
+    monkeypatch.setattr(service_module.time, "monotonic", lambda: later)  # …for at most FORM_REF_SECONDS
+    assert [f.key for f in other.task_form(task.id, kasubag).fields][-1] == "nomor"
