@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -180,6 +181,8 @@ class Alur:
         self._forms: dict[int, forms.FormDefinition] = {}
         # Which stored form a form reference resolves to (Alur._resolve_form_ref): -> (form row id, monotonic
         # expiry, or None when the answer can never change).
+        # camunda:formData converted, per spec object (gone with the spec when the spec cache drops it).
+        self._spiff_forms: weakref.WeakKeyDictionary[Any, forms.FormDefinition] = weakref.WeakKeyDictionary()
         self._form_refs: dict[tuple[Any, ...], tuple[int, float | None]] = {}
 
     # ------------------------------------------------------------------ calendars, engines, actors
@@ -655,7 +658,10 @@ class Alur:
                 return cached
         spiff_form = getattr(task_spec, "form", None)
         if spiff_form is not None and getattr(spiff_form, "fields", None):
-            return forms.form_from_spiff(spiff_form)
+            found = self._spiff_forms.get(spiff_form)
+            if found is None:  # camunda:formData is part of the immutable spec: convert it once
+                found = self._spiff_forms[spiff_form] = forms.form_from_spiff(spiff_form)
+            return found
         return None
 
     def _resolve_form_ref(self, s: Session, loaded: LoadedDefinition, ext: Mapping[str, Any], query: Any
