@@ -49,3 +49,18 @@ def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..1) of a non-empty list."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def reference_loop_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop (best of three): how fast this shared machine runs Python
+    right now, printed beside the figures so runs on different days can be compared."""
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - t)
+    return best * 1000

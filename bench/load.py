@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = Path(os.environ.get("ALUR_BENCH_SOURCE") or ROOT).resolve()
 sys.path.insert(0, str(ROOT))
 
-from bench._common import load_average, machine, percentile, write_section  # noqa: E402
+from bench._common import load_average, machine, percentile, reference_loop_ms, write_section  # noqa: E402
 
 if SOURCE != ROOT:
     sys.path.insert(0, str(SOURCE))
@@ -824,6 +824,7 @@ def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: A
     timer_ids = start_timer_instances(url, setup.units, n_timers, 1.0, max(2.0, o.duration * 0.7))
     echo(f"signed in {len(users)} users in {sign_in_s:.1f} s; {n_timers} timer instances due during the run")
     info: dict[str, Any] = {"users": users}
+    speed = reference_loop_ms()
     load_before = load_average()
     meter = CpuMeter(cluster, o.db_name)
     cpu0 = meter.snapshot()
@@ -866,7 +867,8 @@ def _run(o: Options, url: str, workdir: Path, clusters: list[Cluster], during: A
         "elapsed_s": elapsed, "completions": len(stats.acks), "rate": len(stats.acks) / elapsed if elapsed else 0.0,
         "latency_ms": {k: summarise(v) for k, v in stats.latency.items()},
         "errors": dict(stats.errors), "error_count": sum(stats.errors.values()), "idle_polls": stats.idle,
-        "load_before": load_before, "load_after": load_after, "cpu_s": cpu, "client_cpu_s": cpu["client"],
+        "load_before": load_before, "load_after": load_after, "reference_loop_ms": speed, "cpu_s": cpu,
+        "client_cpu_s": cpu["client"],
         "final_worker_round": final_round.stdout.strip()[-300:], "server_tracebacks": cluster.tracebacks()[0],
         "last_traceback": cluster.tracebacks()[1],
         "checks": checks, "alur_check": check, "server_starts": cluster.server_starts,
@@ -909,7 +911,8 @@ def print_summary(r: dict[str, Any], echo: Callable[[str], None] = print) -> Non
         echo(f"  {label:<16} n={s['n']:>6}  p50 {fmt(s['p50'])} ms  p99 {fmt(s['p99'])} ms  max {fmt(s['max'])} ms")
     echo(f"  errors: {r['error_count']} {r['errors'] or ''}; idle inbox polls: {r['idle_polls']}; "
          f"server tracebacks: {r['server_tracebacks']}")
-    echo(f"  load average before {r['load_before']}, after {r['load_after']}")
+    echo(f"  load average before {r['load_before']}, after {r['load_after']}; reference loop "
+         f"{r.get('reference_loop_ms', 0):.0f} ms (bench/_common.py: lower is a faster machine)")
     n = max(1, r["completions"])
     if r["server_starts"] > 1:
         echo("  (CPU per completion not meaningful: processes were killed and restarted)")
@@ -950,6 +953,24 @@ OPTIMISATION_ROWS = [
      "needs no query of its own", "task GET 7 → 6 statements (+ the pool's ping); in-process CPU 4.4 → 4.3 ms"),
     ("tried, not kept: Jinja `gettext` without jinja's extra `context.call` layer",
      "0.85 µs of ~7 µs per `_()` (the request's translations lookup, 2.2 µs, and Markup formatting dominate)"),
+    ("**Session 3** (the machine ran 1.5–2× slower than in session 2: the same code measured 65–74/s, web "
+     "21–24 ms, and the reference loop below took 670–1,090 ms; `bench/request_cpu.py` measures in-process)",
+     "start of session 3: 65–74 completions/s; in-process CPU per cycle 21.6 ms, 19 statements"),
+    ("The bell's unread count read in the session user's statement; the task page's attachments and comments in "
+     "one statement and the previous round's data in the task row's; the PostgreSQL pool pings only connections "
+     "idle for 5 s (`tests/test_db_pool.py`: a dead idle connection is replaced unseen)",
+     "statements per cycle 19 → 15 (+ 3 pings → 0); in-process 21.6 → 17.8 ms; 80.5/s, web 19.3 ms"),
+    ("Inbox page in one statement: the arms' entries ranked, sorted and cut to the page in the database and "
+     "joined to the rows it shows (was: ids merged in Python, then the rows)", "inbox 4 → 3 statements"),
+    ("Completion POST without a file is one write transaction: `Alur.complete(..., web_form=True)` reads the "
+     "form's own fields, validates them with the late reason; the page is read only to show mistakes",
+     "POST 8 → 7 statements; 106.3/s, web 14.4 ms, total 18.4 ms per completion (a faster moment)"),
+    ("Form references resolved once per process (for good when fixed, 10 s for \"latest\"); camunda:formData "
+     "converted once per spec", "real SOPs (formRef): −1 statement per task page and per POST"),
+    ("tried, not kept: gunicorn `gthread` (`--threads 2`)",
+     "72.1/s, web 21.8 ms per completion, against 95–106/s with sync workers: production now defaults to sync"),
+    ("tried, not kept: `gc.freeze()` and a higher collection threshold",
+     "the collector used 0.08 ms per cycle (225 runs in 600 cycles): nothing to win"),
 ]
 OPTIMISATION_LOG = (
     "What was measured and changed (profiles: cProfile/pyinstrument in-process, py-spy on the gunicorn workers;\n"
@@ -957,13 +978,16 @@ OPTIMISATION_LOG = (
     "| change | measured before → after |\n|---|---|\n"
     + "".join(f"| {change} | {result} |\n" for change, result in OPTIMISATION_ROWS)
     + """
-Where the web CPU goes now (in-process, Flask test client on PostgreSQL, CPU time): inbox GET 5.0 ms, task
-GET 4.3 ms, completion POST 4.2 ms; gunicorn's HTTP handling adds ~1.2 ms per completion. Statements per request
-(plus one pre-ping each): inbox 5 (user, the inbox's two, its rows, the bell), task GET 6, POST 8 (the task is
-read by the page and again, locked, by `complete`). Jinja rendering is the largest part of the inbox GET; one
-`_()` costs ~7 µs (the request's translations looked up per call, Markup formatting). The Flask session cookie is
-re-signed on every request (permanent session, `SESSION_REFRESH_EACH_REQUEST`), ~0.2 ms each. gunicorn 27's sync worker
-closes each connection gracefully (half-close, then waits for the client's FIN): wall time, not CPU.
+Where the web CPU goes now (`.venv/bin/python bench/request_cpu.py`, in-process through Flask's test client on
+PostgreSQL, session 3's slower machine): inbox GET 5.4–6.5 ms, task GET 4.5–5.4 ms, completion POST 5.0–6.0 ms.
+Statements per request, no pings (`tests/web/test_round_trips.py` pins them): inbox 3 (the user with roles,
+substitutions and the bell; the page with its rows; the bounded count), task GET 3 (user; the task row with its
+instance and the previous round's data; the documents), POST 7 (user; the task with its instance; the instance
+saved; the task rows read, updated, inserted; the audit event). A cProfile of the cycle puts Jinja rendering
+at about a quarter (`base.html` and the inbox rows: ~290 calls from templates into Python per cycle, ~420
+`escape`s), SQLAlchemy + psycopg at about a fifth, Flask/Werkzeug/Flask-Login's per-request machinery at
+about a tenth, and SpiffWorkflow's (de)serialisation at a few percent. gunicorn 27's sync worker closes each
+connection gracefully (half-close, then waits for the client's FIN): wall time, not CPU.
 """)
 
 
@@ -1005,7 +1029,9 @@ Afterwards: {c['acknowledged']:,} completions acknowledged (HTTP 302), **{c['los
 The load average is the machine's (1/5/15 min) and includes this run's own processes (client, server,
 workers, PostgreSQL: about 4 on its own); other engineers' jobs share the machine, so the rate varies between
 runs. *CPU per completion* (server, PostgreSQL backends, workers, client; one completion = inbox GET + task
-GET + POST) varies much less and is the figure to compare: {cpu}.
+GET + POST) varies much less and is the figure to compare: {cpu}. The machine's speed at the start of the
+run: {r.get('reference_loop_ms', 0):.0f} ms for `bench/_common.py`'s reference loop (670–1,090 ms seen in session 3;
+not recorded before).
 
 """ + OPTIMISATION_LOG
 
