@@ -953,8 +953,8 @@ OPTIMISATION_ROWS = [
      "needs no query of its own", "task GET 7 → 6 statements (+ the pool's ping); in-process CPU 4.4 → 4.3 ms"),
     ("tried, not kept: Jinja `gettext` without jinja's extra `context.call` layer",
      "0.85 µs of ~7 µs per `_()` (the request's translations lookup, 2.2 µs, and Markup formatting dominate)"),
-    ("**Session 3** (the machine ran 1.5–2× slower than in session 2: the same code measured 65–74/s, web "
-     "21–24 ms, and the reference loop below took 670–1,090 ms; `bench/request_cpu.py` measures in-process)",
+    ("**Session 3** (the machine ran 1.5–2× slower than in session 2: the same code measured 65–74/s and web "
+     "21–24 ms against 114/s and 13.4 ms; `bench/request_cpu.py` measures in-process)",
      "start of session 3: 65–74 completions/s; in-process CPU per cycle 21.6 ms, 19 statements"),
     ("The bell's unread count read in the session user's statement; the task page's attachments and comments in "
      "one statement and the previous round's data in the task row's; the PostgreSQL pool pings only connections "
@@ -1030,7 +1030,7 @@ The load average is the machine's (1/5/15 min) and includes this run's own proce
 workers, PostgreSQL: about 4 on its own); other engineers' jobs share the machine, so the rate varies between
 runs. *CPU per completion* (server, PostgreSQL backends, workers, client; one completion = inbox GET + task
 GET + POST) varies much less and is the figure to compare: {cpu}. The machine's speed at the start of the
-run: {r.get('reference_loop_ms', 0):.0f} ms for `bench/_common.py`'s reference loop (670–1,090 ms seen in session 3;
+run: {r.get('reference_loop_ms', 0):.0f} ms for `bench/_common.py`'s reference loop (280–480 ms seen in session 3;
 not recorded before).
 
 """ + OPTIMISATION_LOG
