@@ -598,6 +598,11 @@ class Alur:
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if not self._may_view_instance(s, actor, instance_id, instance_row):
             raise NotFound(f"instance {instance_id!r} does not exist")
+        return self._read_documents(s, instance_id)
+
+    @staticmethod
+    def _read_documents(s: Session, instance_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The instance's attachments and comments, each oldest first, with their step's name: one statement."""
         attachments: list[dict[str, Any]] = []
         comments: list[dict[str, Any]] = []
         for r in s.connection().execute(_DOCUMENTS, {"iid": instance_id}):
@@ -892,16 +897,7 @@ class Alur:
 
     def comments_for(self, instance_id: str, actor: Actor) -> list[dict[str, Any]]:
         with self.db.read() as s:
-            if not self._may_view_instance(s, actor, instance_id):
-                raise NotFound(f"instance {instance_id!r} does not exist")
-            return self._comments(s, instance_id)
-
-    @staticmethod
-    def _comments(s: Session, instance_id: str) -> list[dict[str, Any]]:
-        rows = s.execute(select(Comment, Task.name).outerjoin(Task, Task.id == Comment.task_id)
-                         .where(Comment.instance_id == instance_id).order_by(Comment.id)).all()
-        return [{"id": c.id, "task_id": c.task_id, "task_name": name, "author": c.author, "body": c.body,
-                 "created_at": c.created_at} for c, name in rows]
+            return self._documents(s, instance_id, actor)[1]
 
     def add_attachment(self, task_id: str, actor: Actor, checked: CheckedFile, store: AttachmentStore
                        ) -> dict[str, Any]:
@@ -929,15 +925,7 @@ class Alur:
 
     def attachments_for(self, instance_id: str, actor: Actor) -> list[dict[str, Any]]:
         with self.db.read() as s:
-            if not self._may_view_instance(s, actor, instance_id):
-                raise NotFound(f"instance {instance_id!r} does not exist")
-            return self._attachments(s, instance_id)
-
-    @staticmethod
-    def _attachments(s: Session, instance_id: str) -> list[dict[str, Any]]:
-        rows = s.execute(select(Attachment, Task.name).outerjoin(Task, Task.id == Attachment.task_id)
-                         .where(Attachment.instance_id == instance_id).order_by(Attachment.id)).all()
-        return [_attachment_dict(a, name) for a, name in rows]
+            return self._documents(s, instance_id, actor)[0]
 
     def attachment(self, attachment_id: int, actor: Actor) -> dict[str, Any]:
         with self.db.read() as s:
