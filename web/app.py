@@ -24,7 +24,7 @@ from engine.config import Settings
 from engine.db import Database
 from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied, ProcessError
 from engine.service import Alur
-from web import i18n
+from web import chrome, i18n
 from web.security import (
     BoundedIntConverter,
     LoginLimiter,
@@ -106,6 +106,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     login.login_message = None  # the login page says what to do
     login.user_loader(load_web_user)
     i18n.init_app(app)
+    chrome.init_app(app)  # the page header, drawn once per locale and menu
 
     from web.auth import bp as auth_bp
     from web.inbox import bp as inbox_bp

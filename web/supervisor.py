@@ -82,16 +82,18 @@ def minutes_text(value: float | None) -> str:
     return format_minutes(value, lang=locale_code())
 
 
-@bp.app_context_processor
-def _bell() -> dict[str, Any]:
-    def bell() -> dict[str, Any]:
-        if not current_user.is_authenticated:
-            return {"unread": 0, "label": ""}
-        unread = current_user.unread  # read in the same statement as the user (Alur.session_user)
-        if unread is None:
-            unread = supervision.unread_count(_svc(), _actor(), cap=UNREAD_CAP)
-        return {"unread": unread, "label": "99+" if unread > 99 else str(unread)}
+def bell() -> dict[str, Any]:
+    """The header's notification bell: the unread count, shown as "99+" past 99."""
+    if not current_user.is_authenticated:
+        return {"unread": 0, "label": ""}
+    unread = current_user.unread  # read in the same statement as the user (Alur.session_user)
+    if unread is None:
+        unread = supervision.unread_count(_svc(), _actor(), cap=UNREAD_CAP)
+    return {"unread": unread, "label": "99+" if unread > 99 else str(unread)}
 
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
     return {"alur_bell": bell, "alur_minutes": minutes_text, "alur_status_labels": STATUS_LABELS}
 
 
