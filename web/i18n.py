@@ -7,6 +7,7 @@ from the .po at start-up when missing or older, so a fresh checkout works withou
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,7 +71,12 @@ def local_datetime(value: datetime | None, timezone: str | None = None, *, with_
     """'Sen, 23 Nov 2026 09.00 WIB' in Indonesian, 'Mon, 23 Nov 2026 09:00 WIB' in English."""
     if value is None:
         return "–"
-    loc = locale_code()
+    return _local_datetime(value, timezone, locale_code(), with_weekday)
+
+
+# Babel takes ~30 µs per date; an inbox page shows the same deadlines again and again.
+@lru_cache(maxsize=8192)
+def _local_datetime(value: datetime, timezone: str | None, loc: str, with_weekday: bool) -> str:
     zone = _zone(timezone)
     time_part = "HH.mm" if loc == "id" else "HH:mm"
     pattern = ("EEE, " if with_weekday else "") + f"d MMM y {time_part}"
@@ -81,8 +87,17 @@ def local_datetime(value: datetime | None, timezone: str | None = None, *, with_
 def time_left(due: datetime | None, now: datetime) -> str:
     if due is None:
         return ""
-    delta: timedelta = due - now
-    return format_timedelta(delta, granularity="minute", threshold=1.5, add_direction=True, locale=locale_code())
+    # Shown to the minute: rounded to it first (never to "0 minutes" while time is left), the same few hundred
+    # texts serve every page.
+    seconds = (due - now).total_seconds()
+    minutes = round(seconds / 60)
+    return _time_left(max(minutes, 1) if seconds > 0 else minutes, locale_code())
+
+
+@lru_cache(maxsize=4096)
+def _time_left(minutes: int, loc: str) -> str:
+    return format_timedelta(timedelta(minutes=minutes), granularity="minute", threshold=1.5, add_direction=True,
+                            locale=loc)
 
 
 def number(value: Any) -> str:

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from engine.accounts import Actor
 from engine.inbox_query import COUNT_CAP
+from engine.views import TaskView
 from web.auth import safe_next
 from web.i18n import gettext as _
+from web.i18n import local_datetime, time_left
 
 bp = Blueprint("inbox", __name__)
 
@@ -45,6 +50,46 @@ def sop_names() -> dict[str, str]:
     return cached("definitions", lambda: {d.key: d.name for d in svc.definitions(latest_only=True)})
 
 
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One line of 'Tugas Saya' with what it shows already worked out. Looking each field up from the
+    template (units, SOP names, Plh/Plt, URLs) cost a Jinja call apiece, ~1 ms on a page of 25 rows."""
+
+    href: str
+    step: str
+    sop: str
+    business_key: str | None
+    unit: str
+    role: str
+    acting: str | None  # "Plh" / "Plt" when the user holds the role only as a substitute
+    mine: bool  # claimed by the user: the button releases it
+    late: bool
+    due: str | None  # the deadline in the unit's time zone; None without one
+    left: str  # "dalam 2 jam" while not late
+    action: str  # where the claim or release button posts
+
+
+def inbox_rows(tasks: list[TaskView], units: dict[int, dict[str, Any]], sops: dict[str, str], actor: Actor,
+               now: datetime) -> list[InboxRow]:
+    # Task ids are UUIDs: they go into the routes without quoting.
+    show = url_for("tasks.show", task_id="-")[:-1]
+    claim = url_for("inbox.claim", task_id="-").replace("/-/", "/{}/", 1)
+    release = url_for("inbox.unclaim", task_id="-").replace("/-/", "/{}/", 1)
+    rows = []
+    for t in tasks:
+        unit = units.get(t.unit_id, {})
+        mine = t.assignee == actor.username
+        late = t.due_at is not None and now > t.due_at
+        rows.append(InboxRow(
+            href=show + t.id, step=t.name, sop=sops.get(t.process_key, t.process_name or t.process_key),
+            business_key=t.business_key, unit=unit.get("name", t.unit_code or ""), role=t.candidate_role or "",
+            acting=actor.acting.get((t.unit_id, t.candidate_role or "")), mine=mine, late=late,
+            due=local_datetime(t.due_at, unit.get("timezone")) if t.due_at is not None else None,
+            left=time_left(t.due_at, now) if t.due_at is not None and not late else "",
+            action=(release if mine else claim).format(t.id)))
+    return rows
+
+
 @bp.get("/")
 @login_required
 def index():  # type: ignore[no-untyped-def]
@@ -70,9 +115,9 @@ def index():  # type: ignore[no-untyped-def]
     pages = None if found.capped else max(1, (found.total + size - 1) // size)
     has_next = found.capped or page * size < found.total
     return render_template(
-        "inbox.html", tasks=found.tasks, total=found.total, capped=found.capped, page=page, pages=pages,
+        "inbox.html", rows=inbox_rows(found.tasks, units, sops, actor, svc.clock()), total=found.total, capped=found.capped, page=page, pages=pages,
         has_next=has_next, units=units, my_units=my_units,
-        sops=sops, process_key=process_key, unit_code=unit_code, now=svc.clock(),
+        sops=sops, process_key=process_key, unit_code=unit_code,
         query_next=request.full_path.rstrip("?"),
     )
 

@@ -244,6 +244,28 @@ def test_claim_and_unclaim(env, client_for):  # type: ignore[no-untyped-def]
     assert _task_row(env, task_id)[1] is None
 
 
+def test_inbox_row_shows_deadline_time_left_and_the_right_button(env, client_for):  # type: ignore[no-untyped-def]
+    task_id = env.start("kec-a", "LAP-BATAS")
+    client = client_for("kasubag")
+    row = _inbox_row(client.get("/").get_data(as_text=True), task_id)
+    assert "Batas: Sen, 23 Nov 2026 11.00 WIB" in row and "dalam 2 jam" in row  # the unit's time zone
+    assert f'action="/tugas/{task_id}/ambil"' in row and ">Ambil<" in row and "Diambil saya" not in row
+    client.post(f"/tugas/{task_id}/ambil")
+    env.clock.advance(hours=1, minutes=59, seconds=40)
+    row = _inbox_row(client.get("/").get_data(as_text=True), task_id)
+    assert "dalam 1 menit" in row and 'class="task"' in row  # twenty seconds left: not "0 minutes"
+    assert f'action="/tugas/{task_id}/lepas"' in row and ">Lepas<" in row and "Diambil saya" in row
+    env.clock.advance(minutes=5)
+    client.post("/bahasa", data={"locale": "en", "next": "/"})
+    row = _inbox_row(client.get("/").get_data(as_text=True), task_id)
+    assert 'class="task late"' in row and ">Overdue<" in row and "Mon, 23 Nov 2026 11:00 WIB" in row
+
+
+def _inbox_row(html: str, task_id: str) -> str:
+    start = html.rindex("<li", 0, html.index(f'href="/tugas/{task_id}"'))
+    return html[start:html.index("</li>", start)]
+
+
 def test_inbox_filters_and_pages(env, client_for):  # type: ignore[no-untyped-def]
     for i in range(30):
         env.start("kec-a", f"LAP-{i:03d}")
