@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 ALUR    := $(VENV)/bin/alur
 STAMP   := $(VENV)/.installed
 
-.PHONY: run setup test lint node-deps system-deps clean bench-load bench-crash
+.PHONY: run setup test lint node-deps system-deps clean bench-load bench-crash bench-floor
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-load: $(VENV)/.installed-production
 
 bench-crash: $(VENV)/.installed-production
 	$(PY) bench/crash.py --write-docs $(BENCH_ARGS)
+
+bench-floor: $(VENV)/.installed-production
+	$(PY) bench/floor.py --write-docs $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache

@@ -299,8 +299,10 @@ class Cluster:
     """The gunicorn server and the `alur worker` processes, each in its own process group."""
 
     def __init__(self, url: str, workdir: Path, *, web_workers: int, threads: int, timer_workers: int,
-                 worker_interval: float = 1.0, extra_env: dict[str, str] | None = None):
+                 worker_interval: float = 1.0, extra_env: dict[str, str] | None = None,
+                 app: str = "web.app:create_app()"):
         self.url = url
+        self.app = app
         self.workdir = workdir
         self.web_workers = web_workers
         self.threads = threads
@@ -322,7 +324,7 @@ class Cluster:
                "--timeout", "60", "--graceful-timeout", "10", "--log-level", "warning"]
         if self.threads > 1:  # gthread keeps connections alive: longer than the client ever waits between requests
             cmd += ["-k", "gthread", "--threads", str(self.threads), "--keep-alive", "30"]
-        return [*cmd, "web.app:create_app()"]
+        return [*cmd, self.app]
 
     def start_server(self, wait: bool = True) -> None:
         with open(self.log_server, "ab") as log:

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-sql", action="store_true", help="print the last request's statements per kind")
     parser.add_argument("--callers", help="with --profile: print the callers of functions matching this regex")
     parser.add_argument("--filter", action="append", help="only profile lines matching this regex")
+    parser.add_argument("--by-package", action="store_true", help="with --profile: own time summed per package")
     parser.add_argument("--db-name", default="alur_load_cpu")
     o = parser.parse_args(argv)
 
@@ -160,7 +161,28 @@ def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
         stats.sort_stats(o.profile).print_stats(*(o.filter or []), o.top)
         if o.callers:
             stats.print_callers(o.callers)
+        if o.by_package:
+            print_by_package(stats)
     return 0
+
+
+def print_by_package(stats: pstats.Stats) -> None:
+    """Own (tottime) CPU per package: site-packages by distribution, the project by top-level folder,
+    the standard library and built-ins apart."""
+    totals: dict[str, float] = {}
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if "site-packages/" in filename:
+            key = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif filename.startswith(str(ROOT)):
+            key = "alur: " + filename[len(str(ROOT)) + 1:].split("/", 1)[0]
+        elif filename == "~":
+            key = "built-ins"
+        else:
+            key = "standard library"
+        totals[key] = totals.get(key, 0.0) + tottime
+    whole = sum(totals.values()) or 1.0
+    for key, value in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {value / whole:6.1%}  {key}")
 
 
 if __name__ == "__main__":

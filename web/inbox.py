@@ -115,7 +115,8 @@ def index():  # type: ignore[no-untyped-def]
     pages = None if found.capped else max(1, (found.total + size - 1) // size)
     has_next = found.capped or page * size < found.total
     return render_template(
-        "inbox.html", rows=inbox_rows(found.tasks, units, sops, actor, svc.clock()), total=found.total, capped=found.capped, page=page, pages=pages,
+        "inbox.html", rows=inbox_rows(found.tasks, units, sops, actor, svc.clock()), total=found.total,
+        capped=found.capped, page=page, pages=pages,
         has_next=has_next, units=units, my_units=my_units,
         sops=sops, process_key=process_key, unit_code=unit_code,
         query_next=request.full_path.rstrip("?"),
