@@ -341,4 +341,4 @@ def test_50_mb_deployment_is_refused_before_it_is_read(world: World) -> None:
 
 def test_resource_over_the_file_limit_is_refused(world: World) -> None:
     big = FLOW.encode() + b"<!--" + b"x" * (6 * 1024 * 1024) + b"-->"
-    refused(world, {"big.bpmn": big, **FORMS}, "big.bpmn", "5 MB")
+    refused(world, {"big.bpmn": big, **FORMS}, "big.bpmn", "5 MB", status=413)  # as the web deploy page

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from engine.service import MAX_DEPLOY_FILE_BYTES
 from web.rest.common import actor, arg_bool, format_date, paging, service
 from web.rest.definitions import definition_json
-from web.rest.errors import bad_request, error_response
+from web.rest.errors import RestError, bad_request, error_response
 
 bp = Blueprint("deployments", __name__)
 
@@ -78,7 +78,9 @@ def create_deployment() -> tuple[Response, int] | Response:
         resource = storage.filename or field_name
         content = storage.read(MAX_RESOURCE_BYTES + 1)
         if len(content) > MAX_RESOURCE_BYTES:
-            raise bad_request(f"resource {resource!r} is larger than {MAX_RESOURCE_BYTES // (1024 * 1024)} MB")
+            # 413 as for a request over the whole limit, and as the web deploy page answers
+            raise RestError(413, f"resource {resource!r} is larger than {MAX_RESOURCE_BYTES // (1024 * 1024)} MB",
+                            "RestException")
         if resource in files:
             raise bad_request(f"resource {resource!r} is given twice")
         files[resource] = content

@@ -129,7 +129,8 @@ def document() -> dict[str, Any]:
                     "enable-duplicate-filtering": {"type": "string", "enum": ["true", "false"]},
                     "deploy-changed-only": {"type": "string", "enum": ["true", "false"]},
                     "tenant-id": _STR, "data": {"type": "string", "format": "binary"}}}}}},
-            "responses": {"200": _json(_ref("DeploymentWithDefinitions")), **_COMMON_ERRORS, "409": _ERR}}},
+            "responses": {"200": _json(_ref("DeploymentWithDefinitions")), **_COMMON_ERRORS, "409": _ERR,
+                          "413": _ERR}}},
         "/deployment/{id}": {
             **_get("Get a deployment", _json(_ref("Deployment")), [_p("id")]),
             **_no_content("delete", "Delete a deployment (designer; refused with instances unless cascade)",
