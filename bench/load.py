@@ -973,6 +973,16 @@ OPTIMISATION_ROWS = [
      "72.1/s, web 21.8 ms per completion, against 95–106/s with sync workers: production now defaults to sync"),
     ("tried, not kept: `gc.freeze()` and a higher collection threshold",
      "the collector used 0.08 ms per cycle (225 runs in 600 cycles): nothing to win"),
+    ("**Session 4**: `bench/instructions.py` counts instructions per in-process cycle under valgrind "
+     "(repeatable to 0.3% while CPU time swings by ±40%)",
+     "start of session 4: 88.5/s, web 17.0 ms, total 22.0 ms per completion; 45.2 M instructions per cycle"),
+    ("The page header drawn once per locale, menu and bell count (`web/chrome.py`), each request's CSRF token "
+     "and return path filled in", "45.2 → 42.7 M instructions per cycle (~0.45 ms less per page)"),
+    ("Inbox rows worked out in Python (`web/inbox.py` `InboxRow`), not a Jinja call per field; deadlines and "
+     "time left formatted once per value", "42.7 → 41.5 M instructions per cycle; 95.3/s, web 15.6 ms, "
+     "total 20.4 ms per completion"),
+    ("Measured: the floor (`make bench-floor`): the same cycle against routes that do no work",
+     "218–279 cycles/s, 7.0–8.9 ms CPU per cycle (web 5.5–7.0): half or more of the 13.3 ms the target allows"),
 ]
 OPTIMISATION_LOG = (
     "What was measured and changed (profiles: cProfile/pyinstrument in-process, py-spy on the gunicorn workers;\n"
@@ -981,15 +991,19 @@ OPTIMISATION_LOG = (
     + "".join(f"| {change} | {result} |\n" for change, result in OPTIMISATION_ROWS)
     + """
 Where the web CPU goes now (`.venv/bin/python bench/request_cpu.py`, in-process through Flask's test client on
-PostgreSQL, session 3's slower machine): inbox GET 5.4–6.5 ms, task GET 4.5–5.4 ms, completion POST 5.0–6.0 ms.
+PostgreSQL): inbox GET 4.9–5.5 ms, task GET 4.1–4.6 ms, completion POST 4.8–5.1 ms on session 4's machine.
 Statements per request, no pings (`tests/web/test_round_trips.py` pins them): inbox 3 (the user with roles,
 substitutions and the bell; the page with its rows; the bounded count), task GET 3 (user; the task row with its
 instance and the previous round's data; the documents), POST 7 (user; the task with its instance; the instance
-saved; the task rows read, updated, inserted; the audit event). A cProfile of the cycle puts Jinja rendering
-at about a quarter (`base.html` and the inbox rows: ~290 calls from templates into Python per cycle, ~420
-`escape`s), SQLAlchemy + psycopg at about a fifth, Flask/Werkzeug/Flask-Login's per-request machinery at
-about a tenth, and SpiffWorkflow's (de)serialisation at a few percent. gunicorn 27's sync worker closes each
-connection gracefully (half-close, then waits for the client's FIN): wall time, not CPU.
+saved; the task rows read, updated, inserted; the audit event). `--profile tottime --by-package` puts
+SQLAlchemy + psycopg at about a quarter, Werkzeug + Flask + Flask-Login + itsdangerous at about a fifth,
+Jinja + MarkupSafe + the templates at about a sixth, SpiffWorkflow at 3%. The floor (section "Load test floor")
+shows why the target is out of reach on this machine: three requests that do nothing but what every request
+does (cookie session, Flask-Login's user, CSRF, headers, gunicorn, the client) already cost 7–9 ms of the
+13.3 ms per completion that 150/s on 2 cores allows; the pages' own work (two rendered pages, the inbox query,
+running and saving the workflow, five more statements and their PostgreSQL work) costs about 12 ms.
+gunicorn 27's sync worker closes each connection gracefully (half-close, then waits for the client's FIN):
+wall time, not CPU.
 """)
 
 
