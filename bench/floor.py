@@ -118,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     url = recreate_database(ADMIN_URL, o.db_name)
     try:
         with tempfile.TemporaryDirectory(prefix="alur-floor-") as tmp:
-            return _run(o, url, Path(tmp))
+            return _run(o, url, Path(tmp), argv)
     finally:
         drop_database(ADMIN_URL, o.db_name)
 
 
-def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
+def _run(o: argparse.Namespace, url: str, workdir: Path, argv: list[str] | None) -> int:
     setup = prepare(url, o.users, 1, 1, workdir, print)
     cluster = Cluster(url, workdir, web_workers=o.web_workers, threads=1, timer_workers=0,
                       app=o.app)
@@ -166,9 +166,10 @@ def _run(o: argparse.Namespace, url: str, workdir: Path) -> int:
     ]
     print(machine())
     for line in lines:
-        print("  " + line)
+        print("  " + line.replace("**", ""))
     if o.write_docs:
-        command = "make bench-floor" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
+        args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--write-docs"]
+        command = "make bench-floor" + (f" BENCH_ARGS='{' '.join(args)}'" if args else "")
         write_section("Load test floor", FLOOR_DOC.format(command=command, users=o.users, workers=o.web_workers)
                       + "\n".join(f"- {line}" for line in lines) + "\n")
     return 1 if errors else 0

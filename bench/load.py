@@ -1046,8 +1046,8 @@ The load average is the machine's (1/5/15 min) and includes this run's own proce
 workers, PostgreSQL: about 4 on its own); other engineers' jobs share the machine, so the rate varies between
 runs. *CPU per completion* (server, PostgreSQL backends, workers, client; one completion = inbox GET + task
 GET + POST) varies much less and is the figure to compare: {cpu}. The machine's speed at the start of the
-run: {r.get('reference_loop_ms', 0):.0f} ms for `bench/_common.py`'s reference loop (280–480 ms seen in session 3;
-not recorded before).
+run: {r.get('reference_loop_ms', 0):.0f} ms for `bench/_common.py`'s reference loop (280–480 ms seen
+in session 3, 270–570 ms in session 4; not recorded before).
 
 """ + OPTIMISATION_LOG
 
