@@ -249,7 +249,8 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(32))  # reminder, escalation, ...
     instance_id: Mapped[str | None] = mapped_column(String(36))
     task_id: Mapped[str | None] = mapped_column(String(36))
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)  # as stored, in Indonesian
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # what it is about: shown in the reader's language
     created_at: Mapped[datetime]
     read_at: Mapped[datetime | None]
     emailed_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -34,19 +34,53 @@ log = logging.getLogger(__name__)
 EMAIL_MAX_AGE = timedelta(days=3)
 
 _ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
-_DAYS = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-_MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
-           "Oktober", "November", "Desember")
+
+# A notification keeps what it is about (`data["task"]`) beside the Indonesian text it was stored with, so the
+# page and the e-mail speak the reader's language (`user_account.locale`): "id" (default) or "en".
+_WORDS: dict[str, dict[str, Any]] = {
+    "id": {
+        "days": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
+        "months": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
+                   "Oktober", "November", "Desember"),
+        "moment": "{day}, {d} {month} {y} pukul {h:02d}.{m:02d} {zone}",
+        "about": "langkah '{name}' (SOP {process}, {unit}{number})", "number": ", no. {key}",
+        "reminder": "Pengingat: {about} jatuh tempo pada {due}.",
+        "escalation": "Eskalasi: {about} melewati batas waktu {due} dan belum selesai ({who}).",
+        "handled_by": "ditangani oleh {user}", "waiting_for": "menunggu {role}", "pelaksana": "pelaksana",
+        "subjects": {"reminder": "Pengingat", "escalation": "Eskalasi: langkah terlambat"},
+        "subject": "Pemberitahuan", "open": "Buka",
+        "footer": "Pesan otomatis dari Alur. Buka kotak tugas Anda untuk menindaklanjuti.",
+    },
+    "en": {
+        "days": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        "months": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                   "October", "November", "December"),
+        "moment": "{day}, {d} {month} {y} at {h:02d}:{m:02d} {zone}",
+        "about": "step '{name}' (SOP {process}, {unit}{number})", "number": ", no. {key}",
+        "reminder": "Reminder: {about} is due on {due}.",
+        "escalation": "Escalation: {about} passed its deadline of {due} and is not done yet ({who}).",
+        "handled_by": "handled by {user}", "waiting_for": "waiting for {role}", "pelaksana": "the pelaksana",
+        "subjects": {"reminder": "Reminder", "escalation": "Escalation: step overdue"},
+        "subject": "Notification", "open": "Open",
+        "footer": "An automatic message from Alur. Open your task list to follow it up.",
+    },
+}
+
+
+def _words(lang: str | None) -> dict[str, Any]:
+    return _WORDS.get(lang or "id") or _WORDS["id"]
 
 
 # ---------------------------------------------------------------------------------------------- messages
 
-def local_time_text(moment: datetime, timezone: str) -> str:
-    """`Senin, 23 November 2026 pukul 16.00 WIB`: the unit's local time, as Indonesian letters write it."""
+def local_time_text(moment: datetime, timezone: str, lang: str = "id") -> str:
+    """`Senin, 23 November 2026 pukul 16.00 WIB` (or `Monday, 23 November 2026 at 16:00 WIB`): the unit's
+    local time, as letters write it."""
     local = moment.astimezone(ZoneInfo(timezone))
     zone = _ZONE_NAMES.get(timezone) or local.tzname() or timezone
-    return (f"{_DAYS[local.weekday()]}, {local.day} {_MONTHS[local.month - 1]} {local.year} "
-            f"pukul {local:%H.%M} {zone}")
+    w = _words(lang)
+    return w["moment"].format(day=w["days"][local.weekday()], d=local.day, month=w["months"][local.month - 1],
+                              y=local.year, h=local.hour, m=local.minute, zone=zone)
 
 
 @dataclass(frozen=True)
@@ -64,26 +98,56 @@ class TaskInfo:
     assignee: str | None = None
     candidate_role: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "due_at": self.due_at.isoformat() if self.due_at else None}
 
-def _about(t: TaskInfo) -> str:
-    text = f"langkah '{t.name}' (SOP {t.process_name}, {t.unit_name}"
-    if t.business_key:
-        text += f", no. {t.business_key}"
-    return text + ")"
-
-
-def reminder_message(t: TaskInfo) -> str:
-    due = local_time_text(t.due_at, t.timezone) if t.due_at else "-"
-    return f"Pengingat: {_about(t)} jatuh tempo pada {due}."
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskInfo:
+        due = data.get("due_at")
+        return cls(**{**data, "due_at": datetime.fromisoformat(due) if due else None})
 
 
-def escalation_message(t: TaskInfo) -> str:
-    due = local_time_text(t.due_at, t.timezone) if t.due_at else "-"
-    who = f"ditangani oleh {t.assignee}" if t.assignee else f"menunggu {t.candidate_role or 'pelaksana'}"
-    return f"Eskalasi: {_about(t)} melewati batas waktu {due} dan belum selesai ({who})."
+def _about(t: TaskInfo, lang: str) -> str:
+    w = _words(lang)
+    number = w["number"].format(key=t.business_key) if t.business_key else ""
+    return w["about"].format(name=t.name, process=t.process_name, unit=t.unit_name, number=number)
 
 
-SUBJECTS = {"reminder": "Pengingat", "escalation": "Eskalasi: langkah terlambat"}
+def reminder_message(t: TaskInfo, lang: str = "id") -> str:
+    due = local_time_text(t.due_at, t.timezone, lang) if t.due_at else "-"
+    return _words(lang)["reminder"].format(about=_about(t, lang), due=due)
+
+
+def escalation_message(t: TaskInfo, lang: str = "id") -> str:
+    w = _words(lang)
+    due = local_time_text(t.due_at, t.timezone, lang) if t.due_at else "-"
+    who = (w["handled_by"].format(user=t.assignee) if t.assignee
+           else w["waiting_for"].format(role=t.candidate_role or w["pelaksana"]))
+    return w["escalation"].format(about=_about(t, lang), due=due, who=who)
+
+
+_MESSAGES = {"reminder": reminder_message, "escalation": escalation_message}
+
+
+def message_in(lang: str | None, kind: str, data: dict[str, Any] | None, stored: str) -> str:
+    """A notification's text in `lang`, from what it is about; the stored (Indonesian) text when it carries
+    nothing to rebuild it from (notifications stored before 0006, other kinds)."""
+    make = _MESSAGES.get(kind)
+    task = (data or {}).get("task")
+    if make is None or not isinstance(task, dict):
+        return stored
+    try:
+        return make(TaskInfo.from_json(task), lang or "id")
+    except (TypeError, ValueError):
+        return stored
+
+
+def subject(kind: str, lang: str | None = "id") -> str:
+    w = _words(lang)
+    return str(w["subjects"].get(kind, w["subject"]))
+
+
+SUBJECTS = _WORDS["id"]["subjects"]
 
 
 # ---------------------------------------------------------------------------------------------- recipients
@@ -144,14 +208,16 @@ def supervisors(s: Session, unit_id: int, role: str | None, today: date) -> set[
 # ---------------------------------------------------------------------------------------------- storing
 
 def store(s: Session, *, kind: str, usernames: Iterable[str], message: str, now: datetime,
-          task_id: str | None = None, instance_id: str | None = None, key: str | None = None) -> int:
+          task_id: str | None = None, instance_id: str | None = None, key: str | None = None,
+          data: dict[str, Any] | None = None) -> int:
     """Insert one notification per user, skipping any whose dedupe key exists; returns how many were new.
 
     The dedupe key is `<kind>:<key or task id>:<username>`: the second guard (after the caller's
     conditional UPDATE) that makes each reminder happen once even with several workers.
     """
     rows = [{"dedupe_key": f"{kind}:{key or task_id}:{u}", "username": u, "kind": kind, "task_id": task_id,
-             "instance_id": instance_id, "message": message, "created_at": now} for u in sorted(set(usernames))]
+             "instance_id": instance_id, "message": message, "data": data, "created_at": now}
+            for u in sorted(set(usernames))]
     if not rows:
         return 0
     dialect = s.get_bind().dialect.name
@@ -198,15 +264,17 @@ class OutboxReport:
     failed: int = 0
 
 
-def _build_email(settings: SmtpSettings, to: str, kind: str, message: str, notification_id: int) -> EmailMessage:
+def _build_email(settings: SmtpSettings, to: str, kind: str, message: str, notification_id: int,
+                 lang: str | None = "id") -> EmailMessage:
+    w = _words(lang)
     mail = EmailMessage()
     mail["From"] = settings.sender
     mail["To"] = to
-    mail["Subject"] = f"[Alur] {SUBJECTS.get(kind, 'Pemberitahuan')}"
+    mail["Subject"] = f"[Alur] {subject(kind, lang)}"
     # The notification's own page leads to its step (or instance) after sign-in and checks the rights again.
-    link = f"\n\nBuka: {settings.base_url}/pengawasan/notifikasi/{notification_id}" if settings.base_url else ""
-    mail.set_content(message + link
-                     + "\n\n-- \nPesan otomatis dari Alur. Buka kotak tugas Anda untuk menindaklanjuti.\n")
+    link = (f"\n\n{w['open']}: {settings.base_url}/pengawasan/notifikasi/{notification_id}"
+            if settings.base_url else "")
+    mail.set_content(message + link + f"\n\n-- \n{w['footer']}\n")
     return mail
 
 
@@ -220,7 +288,8 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
 
 
 def _outbox_query(now: datetime, limit: int) -> Any:
-    return (select(Notification.id, Notification.kind, Notification.message, User.email)
+    return (select(Notification.id, Notification.kind, Notification.message, Notification.data, User.email,
+                   User.locale)
             .join(User, User.username == Notification.username)
             .where(Notification.emailed_at.is_(None), Notification.created_at >= now - EMAIL_MAX_AGE,
                    User.email.is_not(None), User.email != "", User.is_active.is_(True))
@@ -240,7 +309,8 @@ def _send_rows(settings: SmtpSettings, rows: Sequence[Any]) -> tuple[list[int], 
     try:
         for row in rows:
             try:
-                smtp.send_message(_build_email(settings, row.email, row.kind, row.message, row.id))
+                text = message_in(row.locale, row.kind, row.data, row.message)
+                smtp.send_message(_build_email(settings, row.email, row.kind, text, row.id, row.locale))
                 sent.append(row.id)
             except (OSError, smtplib.SMTPException) as exc:
                 failed += 1

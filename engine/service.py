@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, delete, exists, func, literal, null, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import accounts, forms, serializer
+from engine import accounts, forms, notify, serializer
 from engine.accounts import SYSTEM, Actor
 from engine.attachments import AttachmentStore, CheckedFile
 from engine.calendar import CalendarConfig, WorkingCalendar
@@ -964,13 +964,16 @@ class Alur:
         with self.db.read() as s:
             return list(s.scalars(select(User.username).where(User.is_active.is_(True)).order_by(User.username)))
 
-    def notifications_for(self, actor: Actor, *, unread_only: bool = True, limit: int = 20) -> list[dict[str, Any]]:
+    def notifications_for(self, actor: Actor, *, unread_only: bool = True, limit: int = 20,
+                          locale: str = "id") -> list[dict[str, Any]]:
+        """The actor's notifications, newest first, each `message` in `locale` where it can be rebuilt."""
         with self.db.read() as s:
             q = select(Notification).where(Notification.username == actor.username)
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))
             rows = s.scalars(q.order_by(Notification.id.desc()).limit(max(1, min(limit, 200))))
-            return [{"id": n.id, "kind": n.kind, "message": n.message, "task_id": n.task_id,
+            return [{"id": n.id, "kind": n.kind, "message": notify.message_in(locale, n.kind, n.data, n.message),
+                     "task_id": n.task_id,
                      "instance_id": n.instance_id, "created_at": n.created_at, "read_at": n.read_at} for n in rows]
 
 

@@ -115,8 +115,10 @@ def send_reminders(service: Alur, now: datetime | None = None, limit: int = 1000
                     continue
                 users = notify.task_workers(s, row.id, row.unit_id, row.assignee, row.candidate_role,
                                             _local_today(row, now))
-                notices += notify.store(s, kind="reminder", usernames=users, message=notify.reminder_message(
-                    _info(row)), now=now, task_id=row.id, instance_id=row.instance_id)
+                info = _info(row)
+                notices += notify.store(s, kind="reminder", usernames=users, message=notify.reminder_message(info),
+                                        now=now, task_id=row.id, instance_id=row.instance_id,
+                                        data={"task": info.to_json()})
                 audit(s, at=now, actor=None, action="reminder", instance_id=row.instance_id, task_id=row.id,
                       data={"to": sorted(users), "due_at": row.due_at.isoformat() if row.due_at else None})
                 if not users:
@@ -153,8 +155,9 @@ def _escalate(s: Session, row: Any, now: datetime) -> int:
     role = notify.supervisor_role(row.info)
     heads = notify.supervisors(s, row.unit_id, role, today)
     users = workers | heads
-    count = notify.store(s, kind="escalation", usernames=users, message=notify.escalation_message(_info(row)),
-                         now=now, task_id=row.id, instance_id=row.instance_id)
+    info = _info(row)
+    count = notify.store(s, kind="escalation", usernames=users, message=notify.escalation_message(info),
+                         now=now, task_id=row.id, instance_id=row.instance_id, data={"task": info.to_json()})
     audit(s, at=now, actor=None, action="escalation", instance_id=row.instance_id, task_id=row.id,
           data={"to": sorted(users), "supervisor_role": role, "supervisors": sorted(heads),
                 "due_at": row.due_at.isoformat()})

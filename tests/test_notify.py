@@ -1,5 +1,5 @@
-"""Notifications: messages in Bahasa Indonesia with the unit's local time, recipients, and the e-mail outbox
-against a real (local) SMTP server."""
+"""Notifications: messages in Bahasa Indonesia (or the reader's English) with the unit's local time, recipients,
+and the e-mail outbox against a real (local) SMTP server."""
 
 from __future__ import annotations
 
@@ -66,6 +66,23 @@ def test_messages() -> None:
         "Rabu, 25 Maret 2026 pukul 16.00 WITA.")
     assert notify.escalation_message(info).startswith("Eskalasi: langkah 'Memeriksa laporan'")
     assert notify.escalation_message(info).endswith("belum selesai (menunggu Camat).")
+
+
+def test_messages_in_english() -> None:
+    moment = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert notify.local_time_text(moment, "Asia/Makassar", "en") == "Tuesday, 24 November 2026 at 17:00 WITA"
+    info = notify.TaskInfo("t1", "i1", "Memeriksa laporan", "Pengajuan Laporan", "Kecamatan Wangon",
+                           "Asia/Jakarta", moment, business_key="LAP-7", assignee="kasubag")
+    assert notify.reminder_message(info, "en") == (
+        "Reminder: step 'Memeriksa laporan' (SOP Pengajuan Laporan, Kecamatan Wangon, no. LAP-7) is due on "
+        "Tuesday, 24 November 2026 at 16:00 WIB.")
+    assert notify.escalation_message(info, "en").endswith("is not done yet (handled by kasubag).")
+    # Rebuilt from what the notification is about, in the reader's language; the stored text otherwise.
+    data = {"task": info.to_json()}
+    assert notify.message_in("en", "reminder", data, "Pengingat: ...") == notify.reminder_message(info, "en")
+    assert notify.message_in("id", "reminder", data, "x") == notify.reminder_message(info)
+    assert notify.message_in("en", "reminder", None, "Pengingat: lama") == "Pengingat: lama"  # stored before 0006
+    assert notify.message_in("en", "reminder", {"task": {"name": 1}}, "Pengingat: rusak") == "Pengingat: rusak"
 
 
 def test_supervisor_role_and_fallback_to_the_unit_above(sqlite_db: Database) -> None:
@@ -135,6 +152,28 @@ def test_outbox_sends_once_and_retries_after_a_failure(
         mailed_id = s.scalar(select(Notification.id).where(Notification.username == "kasubag"))
     assert sent == {"kasubag": clock.now, "tanpa-surel": None}
     assert f"Buka: https://alur.example.test/pengawasan/notifikasi/{mailed_id}\r\n" in body
+
+
+def test_reminders_reach_an_english_reader_in_english(
+        db: Database, clock: FakeClock, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    svc = _service_with_a_due_reminder(db, clock)
+    svc.set_locale("kasubag", "en")
+    up = notify.SmtpSettings(host="127.0.0.1", port=port, sender="alur@pesisirselatan.test",
+                             base_url="https://alur.example.test")
+    assert run_round(svc, smtp=up).emailed == 1
+    [mail] = inbox.messages
+    body = mail.get_payload(decode=True).decode("utf-8")  # type: ignore[union-attr]
+    assert mail["Subject"] == "[Alur] Reminder"
+    assert "Reminder: step 'Memverifikasi berkas'" in body and "Tuesday, 24 November 2026 at 16:00 WIB" in body
+    assert "Open: https://alur.example.test/pengawasan/notifikasi/" in body and "Buka" not in body
+    with db.read() as s:
+        kasubag = accounts.load_actor(s, "kasubag")
+    english = svc.notifications_for(kasubag, locale="en")
+    assert english[0]["message"].startswith("Reminder: step 'Memverifikasi berkas'")
+    with db.read() as s:  # stored in Indonesian, as before
+        assert s.scalar(select(Notification.message).where(Notification.username == "kasubag")).startswith(
+            "Pengingat: langkah 'Memverifikasi berkas'")
 
 
 def test_old_notifications_are_not_emailed(

@@ -356,7 +356,8 @@ def definition_document(definition_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/notifikasi")
 @login_required
 def notifications():  # type: ignore[no-untyped-def]
-    items = _svc().notifications_for(_actor(), unread_only=request.args.get("semua") != "1", limit=100)
+    items = _svc().notifications_for(_actor(), unread_only=request.args.get("semua") != "1", limit=100,
+                                     locale=locale_code())
     return render_template("supervisor/notifications.html", items=items, show_all=request.args.get("semua") == "1")
 
 

@@ -207,3 +207,19 @@ def test_bell_count_stops_at_99_plus(sup: Env) -> None:
     assert 'class="alur-bell-count">99+<' in client.get("/").get_data(as_text=True)
     client.post("/pengawasan/notifikasi/baca")  # all read (CSRF is off in this app)
     assert "alur-bell-count" not in client.get("/").get_data(as_text=True)
+
+
+def test_notifications_page_speaks_the_readers_language(env, client_for) -> None:  # type: ignore[no-untyped-def]
+    from engine import notify
+
+    info = notify.TaskInfo("t1", "i1", "Memeriksa laporan", "Laporan Uji", "Kecamatan A", "Asia/Jakarta",
+                           env.clock.now, business_key="LAP-9")
+    with env.db.write() as s:
+        notify.store(s, kind="reminder", usernames=["camat"], message=notify.reminder_message(info),
+                     now=env.clock.now, task_id="t1", data={"task": info.to_json()})
+    client = client_for("camat")
+    assert "Pengingat: langkah &#39;Memeriksa laporan&#39;" in client.get("/pengawasan/notifikasi").get_data(
+        as_text=True)
+    client.post("/bahasa", data={"locale": "en", "next": "/"})
+    page = client.get("/pengawasan/notifikasi").get_data(as_text=True)
+    assert "Reminder: step &#39;Memeriksa laporan&#39;" in page and "Pengingat" not in page
