@@ -147,9 +147,6 @@ def subject(kind: str, lang: str | None = "id") -> str:
     return str(w["subjects"].get(kind, w["subject"]))
 
 
-SUBJECTS = _WORDS["id"]["subjects"]
-
-
 # ---------------------------------------------------------------------------------------------- recipients
 
 def role_holders(s: Session, unit_id: int, roles: Iterable[str], today: date) -> set[str]:

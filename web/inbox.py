@@ -117,7 +117,7 @@ def index():  # type: ignore[no-untyped-def]
     return render_template(
         "inbox.html", rows=inbox_rows(found.tasks, units, sops, actor, svc.clock()), total=found.total,
         capped=found.capped, page=page, pages=pages,
-        has_next=has_next, units=units, my_units=my_units,
+        has_next=has_next, my_units=my_units,
         sops=sops, process_key=process_key, unit_code=unit_code,
         query_next=request.full_path.rstrip("?"),
     )
