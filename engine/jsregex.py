@@ -23,7 +23,8 @@ MAX_PATTERN_CHARS = 1_000
 # RE2's memory budget for one compiled pattern (its default is 8 MiB); beyond it compilation fails.
 MAX_PATTERN_MEMORY = 1 << 20
 # Compiled program size (RE2 instructions). Matching costs at most O(len(value) * program size) even when RE2
-# falls back from its DFA to the NFA, so this bounds the time per value together with the value length bound.
+# falls back from its DFA to the NFA, so this bounds the time per value together with the value length bound:
+# measured ~12-16 ms for 10,000 characters with `[ab]*a[ab]{200}c` (made to defeat the DFA), µs for usual patterns.
 MAX_PROGRAM_SIZE = 250
 
 # JavaScript's WhiteSpace and LineTerminator (what `\s` means there); RE2's `\s` is only [\t\n\f\r ].
