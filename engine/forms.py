@@ -60,6 +60,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "min": ("minimal {n}", "must be at least {n}"),
     "max": ("maksimal {n}", "must be at most {n}"),
     "pattern": ("format tidak sesuai", "does not match the required format"),
+    "pattern_too_long": ("terlalu panjang untuk diperiksa formatnya: maksimal {n} karakter",
+                         "is too long to check against its format: at most {n} characters"),
     "pattern_unsupported": (
         "aturan format di formulir ini tidak dapat diperiksa; minta perancang proses memperbaikinya",
         "this form's format rule cannot be checked; ask the process designer to fix it"),
@@ -633,7 +635,12 @@ class _FormLoader:
                 pattern = None
             else:
                 try:
-                    jsregex.compile_pattern(pattern)
+                    limit = jsregex.max_checked_chars(pattern)
+                    if (lengths["maxLength"] or 0) > limit:  # run time would refuse values it allows
+                        self.problem(where, f"validate.maxLength {lengths['maxLength']} is more than pattern "
+                                            f"{pattern!r} can be checked against (at most {limit} characters; "
+                                            f"lower maxLength or simplify the pattern) "
+                                            f"(form {self.form_id!r}, field {key!r})")
                 except jsregex.PatternError as exc:
                     if not self.stored:  # a form deployed before RE2: its fields refuse values at run time
                         self.problem(where, f"validate.pattern {pattern!r} {exc} "
@@ -980,7 +987,9 @@ def _check_rules(f: Field, value: Any, locale: str, *, partial: bool) -> list[st
             errs.append(message("max_length", locale, n=f.max_length))
         if f.pattern:
             try:
-                if not jsregex.matches(f.pattern, value):  # form-js: RegExp.test, i.e. a search
+                if len(value) > (limit := jsregex.max_checked_chars(f.pattern)):
+                    errs.append(message("pattern_too_long", locale, n=limit))
+                elif not jsregex.matches(f.pattern, value):  # form-js: RegExp.test, i.e. a search
                     errs.append(message("pattern", locale))
             except jsregex.PatternError:  # only in a form stored before deploy checked patterns with RE2
                 errs.append(message("pattern_unsupported", locale))
