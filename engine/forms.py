@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine import jsregex
 from engine.errors import DeployError, FormValidationError, Problem
 
 MAX_FORM_BYTES = 512 * 1024
@@ -59,6 +60,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "min": ("minimal {n}", "must be at least {n}"),
     "max": ("maksimal {n}", "must be at most {n}"),
     "pattern": ("format tidak sesuai", "does not match the required format"),
+    "pattern_too_long": ("terlalu panjang untuk diperiksa formatnya: maksimal {n} karakter",
+                         "is too long to check against its format: at most {n} characters"),
+    "pattern_unsupported": (
+        "aturan format di formulir ini tidak dapat diperiksa; minta perancang proses memperbaikinya",
+        "this form's format rule cannot be checked; ask the process designer to fix it"),
     "email": ("alamat email tidak valid", "is not a valid email address"),
     "phone": ("nomor telepon tidak valid", "is not a valid phone number"),
     "number": ("harus angka", "must be a number"),
@@ -432,8 +438,11 @@ class FormDefinition:
 # Loading a .form file
 
 
-def load_form(data: bytes, file_name: str) -> FormDefinition:
-    """Parse a Camunda Form (form-js JSON). Raises DeployError listing every problem found."""
+def load_form(data: bytes, file_name: str, *, stored: bool = False) -> FormDefinition:
+    """Parse a Camunda Form (form-js JSON). Raises DeployError listing every problem found.
+
+    `stored`: the form was accepted by an earlier deploy; a pattern today's checks refuse is kept (its field then
+    refuses every value with a clear message) instead of making the task unusable."""
     if len(data) > MAX_FORM_BYTES:
         raise DeployError([Problem(file_name, None, None, f"form is larger than {MAX_FORM_BYTES} bytes")])
     try:
@@ -449,13 +458,15 @@ def load_form(data: bytes, file_name: str) -> FormDefinition:
         raise DeployError([Problem(file_name, None, None, "form JSON is nested too deeply")]) from None
     if not isinstance(doc, dict):
         raise DeployError([Problem(file_name, 1, None, "form must be a JSON object")])
-    return _FormLoader(file_name, text).load(doc)
+    return _FormLoader(file_name, text, stored=stored).load(doc)
 
 
 class _FormLoader:
-    def __init__(self, file_name: str, text: str):
+    def __init__(self, file_name: str, text: str, *, stored: bool = False):
         self.file_name = file_name
         self.text = text
+        self.stored = stored
+        self.form_id = ""
         self.problems: list[Problem] = []
         self.fields: list[Field] = []
         self.expressions: list[tuple[str | None, str, frozenset[str]]] = []
@@ -475,6 +486,7 @@ class _FormLoader:
         if not isinstance(form_id, str) or not form_id.strip():
             self.problem(None, "form has no id (Camunda Modeler writes it as the form's top-level 'id')")
             form_id = ""
+        self.form_id = form_id.strip()
         raw = doc.get("components")
         if not isinstance(raw, list):
             self.problem(None, "form has no 'components' list")
@@ -623,10 +635,17 @@ class _FormLoader:
                 pattern = None
             else:
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    self.problem(where, f"validate.pattern {pattern!r} is no valid regular expression: {exc}")
-                    pattern = None
+                    limit = jsregex.max_checked_chars(pattern)
+                    if (lengths["maxLength"] or 0) > limit:  # run time would refuse values it allows
+                        self.problem(where, f"validate.maxLength {lengths['maxLength']} is more than pattern "
+                                            f"{pattern!r} can be checked against (at most {limit} characters; "
+                                            f"lower maxLength or simplify the pattern) "
+                                            f"(form {self.form_id!r}, field {key!r})")
+                except jsregex.PatternError as exc:
+                    if not self.stored:  # a form deployed before RE2: its fields refuse values at run time
+                        self.problem(where, f"validate.pattern {pattern!r} {exc} "
+                                            f"(form {self.form_id!r}, field {key!r})")
+                        pattern = None
         vtype = rules.get("validationType") or None
         if vtype not in (None, "email", "phone"):
             self.problem(where, f"validate.validationType {vtype!r} is unknown (use email or phone)")
@@ -966,8 +985,14 @@ def _check_rules(f: Field, value: Any, locale: str, *, partial: bool) -> list[st
             errs.append(message("min_length", locale, n=f.min_length))
         if f.max_length is not None and len(value) > f.max_length:
             errs.append(message("max_length", locale, n=f.max_length))
-        if f.pattern and not re.search(f.pattern, value):  # form-js: RegExp.test, i.e. a search
-            errs.append(message("pattern", locale))
+        if f.pattern:
+            try:
+                if len(value) > (limit := jsregex.max_checked_chars(f.pattern)):
+                    errs.append(message("pattern_too_long", locale, n=limit))
+                elif not jsregex.matches(f.pattern, value):  # form-js: RegExp.test, i.e. a search
+                    errs.append(message("pattern", locale))
+            except jsregex.PatternError:  # only in a form stored before deploy checked patterns with RE2
+                errs.append(message("pattern_unsupported", locale))
         if f.validation_type == "email" and not _EMAIL_RE.fullmatch(value):
             errs.append(message("email", locale))
         if f.validation_type == "phone" and not _is_phone(value):

@@ -659,7 +659,8 @@ class Alur:
                 if cached is None:  # form versions never change: parse each one once per process
                     row = s.get(FormRow, form_row_id)
                     assert row is not None
-                    cached = self._forms[form_row_id] = forms.load_form(row.schema_json.encode(), row.file_name)
+                    cached = forms.load_form(row.schema_json.encode(), row.file_name, stored=True)
+                    self._forms[form_row_id] = cached
                 return cached
         spiff_form = getattr(task_spec, "form", None)
         if spiff_form is not None and getattr(spiff_form, "fields", None):
