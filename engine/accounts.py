@@ -197,7 +197,9 @@ def get_user(session: Session, username: str) -> User:
 def credentials_fingerprint(password_hash: str, credentials_version: int | None) -> str:
     """What a session and the REST credentials cache remember of the account: it changes with the password
     and with credentials_version (disable, enable, reset), so either ends them at once in every process."""
-    return hashlib.sha256(f"{credentials_version or 0}:{password_hash}".encode()).hexdigest()[:16]
+    if not credentials_version:  # as before migration 0007: sessions signed in before the upgrade go on
+        return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{credentials_version}:{password_hash}".encode()).hexdigest()[:16]
 
 
 def _audit(session: Session, now: datetime | None, actor: str | None, action: str, **data: Any) -> None:

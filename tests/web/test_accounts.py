@@ -106,6 +106,7 @@ def test_a_burst_beyond_the_hashing_bound_is_refused_not_queued(env: Env, hasher
     app = make_app(env)
     accounts.configure_hashing(2, 0)  # two slots; no waiting for one
     hasher.hold()
+    performed = accounts.hashing().performed
     results: dict[int, Any] = {}
 
     def attempt(i: int) -> None:
@@ -126,6 +127,7 @@ def test_a_burst_beyond_the_hashing_bound_is_refused_not_queued(env: Env, hasher
         assert not t.is_alive()
     assert all(results[i] == (503, "5") for i in range(2, 8))
     assert hasher.calls == 2 and hasher.inside == 2
+    assert accounts.hashing().performed - performed == 2  # the bounded hasher let exactly two through
     hasher.release.set()
     for t in holders:
         t.join(GUARD)
