@@ -107,7 +107,8 @@ class LoginLimiter:
         with self._lock:
             self._recent(self._failures, (username.strip().lower(), address), now).append(now)
             self._recent(self._by_address, address, now).append(now)
-            for table in (self._failures, self._by_address):
+            tables: tuple[dict[Any, deque[float]], ...] = (self._failures, self._by_address)
+            for table in tables:
                 if len(table) > 100_000:  # a flood of made-up names or addresses must not eat memory
                     for k in [k for k, q in table.items() if not q or q[-1] <= now - self.window]:
                         del table[k]
