@@ -2,29 +2,93 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import AlurError, NotFound
-from engine.models import RoleAssignment, Substitution, Unit, User
+from engine.models import ApiToken, RoleAssignment, Substitution, Task, TaskCandidate, Unit, User
 
 GLOBAL_ROLES = frozenset({"designer", "admin"})
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _UNIT_CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
-_hasher = PasswordHasher()
 
 
 class AccountError(AlurError):
     pass
+
+
+class HashingBusy(AlurError):
+    """Every password-hashing slot of this process is taken: the caller answers "busy, try again" (503 with
+    Retry-After) instead of queueing. Each argon2 call costs ~0.4 s of CPU and 64 MiB."""
+
+    retry_after = 5
+
+
+class _BoundedHasher:
+    """argon2 behind a process-wide bound: at most `slots` hashes or verifications at once; a caller waits at
+    most `wait_seconds` for a slot, then gets HashingBusy. Without it, a stream of sign-ins with made-up names
+    (each costing a full hash, see verify_password) makes every other request wait and eats memory.
+    `performed` counts the argon2 calls made (for tests and diagnostics)."""
+
+    def __init__(self, slots: int, wait_seconds: float) -> None:
+        self._argon2 = PasswordHasher()
+        self.configure(slots, wait_seconds)
+        self.performed = 0
+        self._count_lock = threading.Lock()
+
+    def configure(self, slots: int, wait_seconds: float) -> None:
+        self.slots = max(1, slots)
+        self.wait_seconds = max(0.0, wait_seconds)
+        self._slots = threading.BoundedSemaphore(self.slots)
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        slots = self._slots
+        acquired = slots.acquire(timeout=self.wait_seconds) if self.wait_seconds > 0 else slots.acquire(False)
+        if not acquired:
+            raise HashingBusy("too many sign-ins at once; try again in a few seconds")
+        try:
+            with self._count_lock:
+                self.performed += 1
+            return fn(*args)
+        finally:
+            slots.release()
+
+    def hash(self, password: str) -> str:
+        return str(self._run(self._argon2.hash, password))
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return bool(self._run(self._argon2.verify, password_hash, password))
+
+    def check_needs_rehash(self, password_hash: str) -> bool:
+        return self._argon2.check_needs_rehash(password_hash)
+
+
+# Per process (each gunicorn worker has its own): ALUR_MAX_CONCURRENT_HASHES at once (default 2, ~128 MiB),
+# waiting at most ALUR_HASH_WAIT_SECONDS (default 1) for a slot.
+_hasher = _BoundedHasher(int(os.environ.get("ALUR_MAX_CONCURRENT_HASHES", "2")),
+                         float(os.environ.get("ALUR_HASH_WAIT_SECONDS", "1")))
+
+
+def configure_hashing(slots: int, wait_seconds: float) -> None:
+    """Change the bound on concurrent password hashing (tests, the app's settings)."""
+    _hasher.configure(slots, wait_seconds)
+
+
+def hashing() -> _BoundedHasher:
+    return _hasher
 
 
 @dataclass(frozen=True)
@@ -130,15 +194,75 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> None:
-    get_user(session, username).password_hash = hash_password(password)
+def credentials_fingerprint(password_hash: str, credentials_version: int | None) -> str:
+    """What a session and the REST credentials cache remember of the account: it changes with the password
+    and with credentials_version (disable, enable, reset), so either ends them at once in every process."""
+    if not credentials_version:  # as before migration 0007: sessions signed in before the upgrade go on
+        return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{credentials_version}:{password_hash}".encode()).hexdigest()[:16]
+
+
+def _audit(session: Session, now: datetime | None, actor: str | None, action: str, **data: Any) -> None:
+    from engine.store import audit
+
+    audit(session, at=now or datetime.now(UTC), actor=actor, action=action, data=data)
+
+
+def _new_credentials(session: Session, user: User, *, now: datetime | None, actor: str | None,
+                     reason: str) -> int:
+    """Bump the account's credentials version and revoke its API tokens (each audited); the count revoked."""
+    session.execute(update(User).where(User.id == user.id)
+                    .values(credentials_version=User.credentials_version + 1))
+    tokens = session.execute(select(ApiToken.id).where(ApiToken.user_id == user.id)).scalars().all()
+    for token_id in tokens:
+        _audit(session, now, actor, "token_revoked", token_id=token_id, username=user.username, reason=reason)
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    session.expire(user, ["credentials_version"])
+    return len(tokens)
+
+
+def set_password(session: Session, username: str, password: str, *, now: datetime | None = None,
+                 actor: str | None = "cli", action: str = "password_reset") -> int:
+    """Set a new password (an operator's reset, or `action="password_changed"` by the user): every session,
+    cached REST credential and API token of the account ends. Audited; returns the number of tokens revoked."""
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    revoked = _new_credentials(session, user, now=now, actor=actor, reason=action)
+    _audit(session, now, actor, action, username=username, tokens_revoked=revoked)
+    return revoked
+
+
+def disable_user(session: Session, username: str, *, now: datetime | None = None,
+                 actor: str | None = "cli") -> list[str]:
+    """The account can no longer sign in (web, REST Basic, tokens): its sessions end, its API tokens are
+    revoked and its claims on open steps are released. Audited; returns the released task ids."""
+    user = get_user(session, username)
+    if not user.is_active:
+        raise AccountError(f"user {username!r} is already disabled")
+    user.is_active = False
+    revoked = _new_credentials(session, user, now=now, actor=actor, reason="user_disabled")
+    _audit(session, now, actor, "user_disabled", username=username, tokens_revoked=revoked)
+    session.flush()
+    return release_claims(session, username, now=now, actor=actor, reason=RELEASED_DISABLED)
+
+
+def enable_user(session: Session, username: str, *, now: datetime | None = None, actor: str | None = "cli") -> None:
+    """Let a disabled account sign in again (with its password; its old sessions and tokens stay ended)."""
+    user = get_user(session, username)
+    if user.is_active:
+        raise AccountError(f"user {username!r} is not disabled")
+    user.is_active = True
+    _new_credentials(session, user, now=now, actor=actor, reason="user_enabled")
+    _audit(session, now, actor, "user_enabled", username=username)
 
 
 def verify_password(session: Session, username: str, password: str) -> User | None:
-    """The user if the password matches and the account is active; rehashes outdated hashes."""
+    """The user if the password matches and the account is active; rehashes outdated hashes.
+    Raises HashingBusy when every hashing slot is taken (nothing was checked)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.is_active:
-        _hasher.hash("timing-equaliser")  # same cost whether or not the user exists
+        # Same cost whether or not the user exists (no timing oracle), under the same bound as a real check.
+        _hasher.hash("timing-equaliser")
         return None
     try:
         _hasher.verify(user.password_hash, password)
@@ -173,13 +297,94 @@ def grant(session: Session, username: str, role: str, unit: str | None = None) -
     return assignment
 
 
-def revoke(session: Session, username: str, role: str, unit: str | None = None) -> bool:
+def revoke(session: Session, username: str, role: str, unit: str | None = None, *, now: datetime | None = None,
+           actor: str | None = "cli") -> list[str] | None:
+    """Take a role away; None if the user did not hold it. The user's claims on open steps they may no longer
+    work (see may_work) are released at once, each audited. Returns the released task ids."""
     user = get_user(session, username)
     unit_id = get_unit(session, unit).id if unit else None
     result = session.execute(delete(RoleAssignment).where(
         RoleAssignment.user_id == user.id, RoleAssignment.role == role,
         RoleAssignment.unit_id.is_(None) if unit_id is None else RoleAssignment.unit_id == unit_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    _audit(session, now, actor, "role_revoked", username=username, role=role, unit=unit)
+    return release_claims(session, username, now=now, actor=actor, reason=RELEASED_REVOKED)
+
+
+# ------------------------------------------------------------------------------------------------ who may work
+
+RELEASED_REVOKED = "released because the role was revoked"
+RELEASED_DISABLED = "released because the user was disabled"
+RELEASED_SUBSTITUTION = "released because the substitution ended"
+
+
+def may_work(session: Session, actor: Actor, task: Any) -> bool:
+    """The one rule for who may claim, complete or add to an open step (`task`: a task row or entity).
+
+    A claim (assignee) only narrows who may act, it never grants a right by itself: the assignee must still
+    hold the step's role, be one of its named candidates, hold a role in the step's unit (the rule a
+    supervisor's reassignment follows), or have been named by the model itself (camunda:assignee with no
+    candidates). Roles are the actor's at the time of the action (loaded per request)."""
+    if actor.is_system:
+        return True
+    if task.assignee is not None and task.assignee != actor.username:
+        return False
+    if task.candidate_role and actor.has_role(task.unit_id, task.candidate_role):
+        return True
+    if task.assignee is not None and task.unit_id in actor.unit_ids:
+        return True
+    others = session.execute(select(TaskCandidate.role, TaskCandidate.username)
+                             .where(TaskCandidate.task_id == task.id)).all()
+    if any(u == actor.username or (r and actor.has_role(task.unit_id, r)) for r, u in others):
+        return True
+    return task.assignee is not None and not task.candidate_role and not others
+
+
+def unworkable_claims(session: Session, username: str, *, today: date) -> list[Any]:
+    """`username`'s claims on open steps they may no longer work (all of them if the account is disabled)."""
+    user = get_user(session, username)
+    who = load_actor(session, username, today=today) if user.is_active else None
+    claimed = session.execute(select(Task.id, Task.instance_id, Task.assignee, Task.candidate_role, Task.unit_id)
+                              .where(Task.assignee == username, Task.state == "READY")).all()
+    return [t for t in claimed if who is None or not may_work(session, who, t)]
+
+
+def release_claims(session: Session, username: str, *, now: datetime | None = None, actor: str | None = "cli",
+                   reason: str) -> list[str]:
+    """Release `username`'s claims on open steps they may no longer work, each audited with `reason`.
+    Returns the released task ids."""
+    from engine.store import audit
+
+    now = now or datetime.now(UTC)
+    released = []
+    for task in unworkable_claims(session, username, today=now.date()):
+        done = session.execute(update(Task).where(Task.id == task.id, Task.assignee == username,
+                                                  Task.state == "READY")
+                               .values(assignee=None, claimed_at=None)).rowcount  # type: ignore[attr-defined]
+        if done:
+            audit(session, at=now, actor=actor, action="release", instance_id=task.instance_id, task_id=task.id,
+                  data={"username": username, "reason": reason})
+            released.append(str(task.id))
+    return released
+
+
+def ended_substitution_claimants(session: Session, *, today: date, days_back: int = 7) -> list[str]:
+    """Users whose Plh/Plt ended in the last `days_back` days (a worker that was down catches up) and who
+    still claim a step they may no longer work. Read-only: the worker writes only when there is something."""
+    ended = session.scalars(select(User.username).join(Substitution, Substitution.user_id == User.id).where(
+        Substitution.ends_on < today, Substitution.ends_on >= today - timedelta(days=days_back),
+        select(Task.id).where(Task.assignee == User.username, Task.state == "READY").exists()).distinct()).all()
+    return [u for u in ended if unworkable_claims(session, u, today=today)]
+
+
+def release_after_substitutions(session: Session, usernames: list[str], *, now: datetime | None = None
+                                ) -> list[str]:
+    """Release the claims `usernames` hold through a substitution that has ended (see the worker)."""
+    released: list[str] = []
+    for username in usernames:
+        released += release_claims(session, username, now=now, actor=None, reason=RELEASED_SUBSTITUTION)
+    return released
 
 
 def add_substitution(session: Session, username: str, role: str, unit: str, starts_on: date,
@@ -196,6 +401,12 @@ def add_substitution(session: Session, username: str, role: str, unit: str, star
 
 
 def load_actor(session: Session, username: str, *, today: date | None = None) -> Actor:
+    return load_actor_and_fingerprint(session, username, today=today)[0]
+
+
+def load_actor_and_fingerprint(session: Session, username: str, *, today: date | None = None
+                               ) -> tuple[Actor, str]:
+    """The actor and the account's credentials_fingerprint, read with the same statements."""
     user = get_user(session, username)
     if not user.is_active:
         raise NotFound(f"user {username!r} is not active")
@@ -212,5 +423,6 @@ def load_actor(session: Session, username: str, *, today: date | None = None) ->
         if (unit_id, role) not in unit_roles:
             acting[(unit_id, role)] = kind
             unit_roles.add((unit_id, role))
-    return Actor(username=user.username, user_id=user.id, unit_roles=frozenset(unit_roles),
-                 global_roles=frozenset(global_roles), acting=acting)
+    actor = Actor(username=user.username, user_id=user.id, unit_roles=frozenset(unit_roles),
+                  global_roles=frozenset(global_roles), acting=acting)
+    return actor, credentials_fingerprint(user.password_hash, user.credentials_version)

@@ -215,8 +215,29 @@ def user_password(username: str) -> None:
     service = _service()
     password = _read_new_password()
     with service.db.write() as s:
-        accounts.set_password(s, username, password)
-    click.echo(f"password of {username} changed")
+        revoked = accounts.set_password(s, username, password, now=service.clock(), actor="cli")
+    click.echo(f"password of {username} changed; their sessions ended" + (
+        f", {revoked} API token(s) revoked" if revoked else ""))
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Stop USERNAME signing in (web, REST, tokens): sessions end, tokens are revoked, claims released."""
+    service = _service()
+    with service.db.write() as s:
+        released = accounts.disable_user(s, username, now=service.clock(), actor="cli")
+    click.echo(f"user {username} disabled; {len(released)} claimed step(s) released")
+
+
+@user.command("enable")
+@click.argument("username")
+def user_enable(username: str) -> None:
+    """Let a disabled USERNAME sign in again with their password (old sessions and tokens stay ended)."""
+    service = _service()
+    with service.db.write() as s:
+        accounts.enable_user(s, username, now=service.clock(), actor="cli")
+    click.echo(f"user {username} enabled")
 
 
 @main.group()
@@ -239,9 +260,13 @@ def role_grant(username: str, role_name: str, unit_code: str | None) -> None:
 @click.argument("role_name", metavar="ROLE")
 @click.option("--unit", "unit_code")
 def role_revoke(username: str, role_name: str, unit_code: str | None) -> None:
-    with _service().db.write() as s:
-        removed = accounts.revoke(s, username, role_name, unit_code)
-    click.echo("revoked" if removed else f"{username} did not hold {role_name!r}")
+    service = _service()
+    with service.db.write() as s:
+        released = accounts.revoke(s, username, role_name, unit_code, now=service.clock(), actor="cli")
+    if released is None:
+        click.echo(f"{username} did not hold {role_name!r}")
+    else:
+        click.echo("revoked" + (f"; {len(released)} claimed step(s) released" if released else ""))
 
 
 @role.command("substitute")

@@ -67,6 +67,9 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by a password change or reset and by disable/enable (engine/accounts.py): part of the session's
+    # fingerprint and of the REST credentials cache check, so both end at once, in every process.
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locale: Mapped[str] = mapped_column(String(8), default="id")
     created_at: Mapped[datetime]
 

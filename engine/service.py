@@ -125,16 +125,16 @@ _ACTIVE_USER = and_(_UA.c.username == bindparam("username"), _UA.c.is_active.is_
 _SESSION_USER = union_all(
     select(literal("user").label("row"), _UA.c.id.label("user_id"), null().label("unit_id"),
            _UA.c.full_name.label("a"), _UA.c.email.label("b"), _UA.c.locale.label("c"),
-           _UA.c.password_hash.label("d")).where(_ACTIVE_USER),
-    select(literal("role"), _UA.c.id, _RA.c.unit_id, _RA.c.role, null(), null(), null())
+           _UA.c.password_hash.label("d"), _UA.c.credentials_version.label("e")).where(_ACTIVE_USER),
+    select(literal("role"), _UA.c.id, _RA.c.unit_id, _RA.c.role, null(), null(), null(), null())
     .join(_RA, _RA.c.user_id == _UA.c.id).where(_ACTIVE_USER),
-    select(literal("sub"), _UA.c.id, _SUB.c.unit_id, _SUB.c.role, _SUB.c.kind, null(), null())
+    select(literal("sub"), _UA.c.id, _SUB.c.unit_id, _SUB.c.role, _SUB.c.kind, null(), null(), null())
     .join(_SUB, _SUB.c.user_id == _UA.c.id)
     .where(_ACTIVE_USER, _SUB.c.starts_on <= bindparam("today"), _SUB.c.ends_on >= bindparam("today")),
     # The bell on every page: unread notifications, counted up to UNREAD_CAP (one index range).
     select(literal("bell"), null(), select(func.count()).select_from(
         select(_NOTE.c.id).where(_NOTE.c.username == bindparam("username"), _NOTE.c.read_at.is_(None))
-        .limit(UNREAD_CAP).subquery()).scalar_subquery(), null(), null(), null(), null()),
+        .limit(UNREAD_CAP).subquery()).scalar_subquery(), null(), null(), null(), null(), null()),
 )
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")
 FORM_SUFFIX = ".form"
@@ -503,15 +503,7 @@ class Alur:
             return _task_view(row)
 
     def _may_work(self, s: Session, actor: Actor, task: Any) -> bool:
-        if actor.is_system:
-            return True
-        if task.assignee is not None:
-            return task.assignee == actor.username
-        if task.candidate_role and actor.has_role(task.unit_id, task.candidate_role):
-            return True
-        others = s.execute(select(TaskCandidate.role, TaskCandidate.username)
-                           .where(TaskCandidate.task_id == task.id)).all()
-        return any(u == actor.username or (r and actor.has_role(task.unit_id, r)) for r, u in others)
+        return accounts.may_work(s, actor, task)  # the one rule: a claim alone grants nothing
 
     def _may_view_unit(self, s: Session, actor: Actor, unit_id: int) -> bool:
         if actor.is_admin or unit_id in actor.unit_ids:  # the unit itself: no need to read the unit tree
@@ -802,10 +794,18 @@ class Alur:
             user = accounts.verify_password(s, username, password)
             return user.username if user is not None else None
 
+    def verify_credentials(self, username: str, password: str) -> str | None:
+        """The account's credentials fingerprint if the password is right and the account active, else None
+        (REST Basic: what it caches is what it checked)."""
+        with self.db.read() as s:
+            user = accounts.verify_password(s, username, password)
+            return accounts.credentials_fingerprint(user.password_hash, user.credentials_version) if user else None
+
     def session_user(self, username: str) -> tuple[Actor, dict[str, Any]] | None:
         """The actor plus what pages show about the user (name, locale, the bell's unread count up to
         UNREAD_CAP), in one round trip; None if unknown or inactive.
-        `password_fingerprint` changes with the password, which ends every other session. The same actor as
+        `password_fingerprint` changes with the password and the credentials version (reset, disable), which
+        ends every other session. The same actor as
         `accounts.load_actor` (roles, plus today's Plh/Plt for roles not held), read with one statement
         because every web request needs it."""
         with self.db.read() as s:
@@ -824,14 +824,21 @@ class Alur:
                       global_roles=global_roles, acting=acting)
         unread = next((r.unit_id for r in rows if r.row == "bell"), 0)
         return actor, {"full_name": user.a, "email": user.b, "locale": user.c,
-                       "password_fingerprint": _sha256(user.d.encode())[:16], "unread": int(unread or 0)}
+                       "password_fingerprint": accounts.credentials_fingerprint(user.d, user.e),
+                       "unread": int(unread or 0)}
 
     def change_password(self, username: str, current: str, new: str) -> None:
+        """The user's own change: other sessions, cached REST credentials and API tokens end (audited)."""
         with self.db.write() as s:
             if accounts.verify_password(s, username, current) is None:
                 raise PermissionDenied("the current password is wrong")
-            accounts.set_password(s, username, new)
-            audit(s, at=self.clock(), actor=username, action="password_changed")
+            accounts.set_password(s, username, new, now=self.clock(), actor=username, action="password_changed")
+
+    def rest_actor(self, username: str) -> tuple[Actor, str]:
+        """The actor of a REST call and the account's credentials fingerprint (accounts.credentials_fingerprint),
+        with the same statements as `actor`: the REST credentials cache checks it on every hit."""
+        with self.db.read() as s:
+            return accounts.load_actor_and_fingerprint(s, username, today=self._today())
 
     def set_locale(self, username: str, locale: str) -> None:
         if locale not in forms.LOCALES:
@@ -877,9 +884,15 @@ class Alur:
         unit_id, started_by = instance_row
         if started_by == actor.username or self._may_view_unit(s, actor, unit_id):
             return True
-        # Candidate users outside the unit still see the instances they work on.
-        return s.scalar(select(exists().where(Task.instance_id == instance_id, or_(
-            Task.assignee == actor.username, Task.completed_by == actor.username)))) or False
+        # Candidate users outside the unit still see the instances they worked on, and those with an open step
+        # they may still work: a claim whose right is gone (role revoked, Plh ended) shows nothing.
+        worked = s.execute(select(Task.id, Task.assignee, Task.candidate_role, Task.unit_id, Task.state,
+                                  Task.completed_by)
+                           .where(Task.instance_id == instance_id, or_(Task.assignee == actor.username,
+                                                                       Task.completed_by == actor.username))
+                           .limit(20)).all()
+        return any(t.completed_by == actor.username or (t.state == "READY" and self._may_work(s, actor, t))
+                   for t in worked)
 
     def add_comment(self, task_id: str, actor: Actor, body: str) -> None:
         body = (body or "").strip()

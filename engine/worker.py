@@ -27,7 +27,7 @@ import click
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine import notify
+from engine import accounts, notify
 from engine.models import ProcessDefinition, ProcessInstance, Task, Unit
 from engine.service import Alur
 from engine.store import audit
@@ -49,6 +49,7 @@ class RoundReport:
     timer_errors: int = 0
     reminders: int = 0
     escalations: int = 0
+    released: int = 0
     notifications: int = 0
     emailed: int = 0
     email_errors: int = 0
@@ -185,6 +186,15 @@ def run_round(service: Alur, now: datetime | None = None, *, smtp: notify.SmtpSe
         except Exception:
             log.exception("%s failed", name)
             report.errors += 1
+    try:  # claims held through a Plh/Plt that has ended go back to the pool
+        with service.db.read() as s:
+            claimants = accounts.ended_substitution_claimants(s, today=now.date())
+        if claimants:
+            with service.db.write() as s:
+                report.released = len(accounts.release_after_substitutions(s, claimants, now=now))
+    except Exception:
+        log.exception("releasing claims after substitutions failed")
+        report.errors += 1
     try:
         mail = notify.send_outbox(service.db, smtp, now)
         report.emailed, report.email_errors = mail.sent, mail.failed

@@ -80,6 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead: a long form must not expire mid-typing
         WTF_CSRF_SSL_STRICT=False,
         ALUR_LOGIN_MAX_FAILURES=5,
+        ALUR_LOGIN_MAX_FAILURES_PER_ADDRESS=30,
         ALUR_LOGIN_WINDOW_SECONDS=15 * 60,
         ALUR_INBOX_PAGE_SIZE=25,
         ALUR_DATABASE_URL=settings.database_url,
@@ -95,7 +96,8 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     _pin_database_per_request(app, service.db)
     app.extensions["alur_attachments"] = AttachmentStore(instance_dir / "attachments")
     app.extensions["alur_login_limiter"] = LoginLimiter(app.config["ALUR_LOGIN_MAX_FAILURES"],
-                                                        app.config["ALUR_LOGIN_WINDOW_SECONDS"])
+                                                        app.config["ALUR_LOGIN_WINDOW_SECONDS"],
+                                                        app.config["ALUR_LOGIN_MAX_FAILURES_PER_ADDRESS"])
     app.extensions["alur_session_revocations"] = SessionRevocations(
         instance_dir / "revoked-sessions", app.config["PERMANENT_SESSION_LIFETIME"].total_seconds())
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from engine.accounts import AccountError
+from engine.accounts import AccountError, HashingBusy
 from engine.errors import AlurError, NotFound, PermissionDenied
 from web.i18n import LOCALES
 from web.i18n import gettext as _
@@ -55,6 +55,7 @@ def login():  # type: ignore[no-untyped-def]
     error = None
     status = 200
     username = ""
+    headers: dict[str, str] = {}
     if request.method == "POST":
         username = request.form.get("username", "").strip().lower()[:64]
         password = request.form.get("password", "")[:1024]
@@ -63,15 +64,27 @@ def login():  # type: ignore[no-untyped-def]
         if limiter.blocked(username, address):
             error = _("Terlalu banyak percobaan masuk yang gagal. Tunggu 15 menit lalu coba lagi.")
             status = 429
-        elif not username or not password or _service().login(username, password) is None:
+            headers["Retry-After"] = str(limiter.retry_after(username, address))
+        elif not username or not password:
             limiter.failed(username, address)
             error = _("Nama pengguna atau kata sandi salah.")
             status = 401
         else:
-            limiter.succeeded(username, address)
-            _sign_in(username)
-            return redirect(next_url)
-    return render_template("login.html", error=error, username=username, next=next_url), status
+            try:
+                signed_in = _service().login(username, password)
+            except HashingBusy as exc:  # every hashing slot taken: refused at once, nothing counted
+                error, status = _("Server sedang sibuk. Coba lagi beberapa detik lagi."), 503
+                headers["Retry-After"] = str(exc.retry_after)
+            else:
+                if signed_in is None:
+                    limiter.failed(username, address)
+                    error = _("Nama pengguna atau kata sandi salah.")
+                    status = 401
+                else:
+                    limiter.succeeded(username, address)
+                    _sign_in(username)
+                    return redirect(next_url)
+    return render_template("login.html", error=error, username=username, next=next_url), status, headers
 
 
 @bp.post("/keluar")
@@ -104,27 +117,41 @@ def profile():  # type: ignore[no-untyped-def]
 @login_required
 def change_password():  # type: ignore[no-untyped-def]
     errors: dict[str, str] = {}
+    status, headers = 200, {}
     if request.method == "POST":
-        current = request.form.get("current", "")
+        current = request.form.get("current", "")[:1024]
         new = request.form.get("new", "")
         confirm = request.form.get("confirm", "")
+        # Wrong current passwords count like failed sign-ins: a stolen session must not guess the password.
+        username, address = current_user.username, request.remote_addr or "?"
+        limiter = current_app.extensions["alur_login_limiter"]
         if new != confirm:
             errors["confirm"] = _("Kata sandi baru dan ulangannya tidak sama.")
         elif len(new) < 8:
             errors["new"] = _("Kata sandi baru minimal 8 karakter.")
+        elif limiter.blocked(username, address):
+            errors["current"] = _("Terlalu banyak percobaan yang gagal. Tunggu 15 menit lalu coba lagi.")
+            status, headers = 429, {"Retry-After": str(limiter.retry_after(username, address))}
         else:
             try:
-                _service().change_password(current_user.username, current, new)
+                _service().change_password(username, current, new)
             except PermissionDenied:
+                limiter.failed(username, address)
                 errors["current"] = _("Kata sandi saat ini salah.")
+            except HashingBusy as exc:
+                errors["current"] = _("Server sedang sibuk. Coba lagi beberapa detik lagi.")
+                status, headers = 503, {"Retry-After": str(exc.retry_after)}
             except AccountError:
                 errors["new"] = _("Kata sandi baru minimal 8 karakter.")
             else:
+                limiter.succeeded(username, address)
                 # The fingerprint changed, which ends other sessions: this one starts afresh.
-                _sign_in(current_user.username)
+                _sign_in(username)
                 flash(_("Kata sandi sudah diganti."), "success")
                 return redirect(url_for("auth.profile"))
-    return render_template("password.html", errors=errors), (422 if errors else 200)
+    if errors and status == 200:
+        status = 422
+    return render_template("password.html", errors=errors), status, headers
 
 
 @bp.post("/bahasa")

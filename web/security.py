@@ -59,34 +59,59 @@ def load_web_user(user_id: str) -> WebUser | None:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (username, client address) in a sliding window. In-process: with several
-    gunicorn workers each keeps its own count, so the effective limit is workers × max_failures."""
+    """Failed password checks (web sign-in, REST Basic, the current password on /kata-sandi) in a sliding
+    window, counted twice: per (username, client address), and per client address whatever the username,
+    so a stream of made-up names (each costing a full argon2 hash) is stopped too. A success clears only its
+    own (username, address) count: signing in to one's own account between guesses does not reset the address.
+    In-process: with several gunicorn workers each keeps its own count, so the effective limits are
+    workers × the limits (nginx's limit_req in deploy/nginx bounds the total)."""
 
-    def __init__(self, max_failures: int = 5, window_seconds: float = 15 * 60):
+    def __init__(self, max_failures: int = 5, window_seconds: float = 15 * 60,
+                 max_failures_per_address: int = 30):
         self.max_failures = max_failures
+        self.max_failures_per_address = max_failures_per_address
         self.window = window_seconds
         self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._by_address: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
+    def _recent(self, table: dict[Any, deque[float]], key: Any, now: float) -> deque[float]:
+        q = table.setdefault(key, deque())
         while q and q[0] <= now - self.window:
             q.popleft()
         return q
 
-    def blocked(self, username: str, address: str) -> bool:
-        key = (username.strip().lower(), address)
-        with self._lock:
-            return len(self._recent(key, time.monotonic())) >= self.max_failures
+    def _blocking(self, username: str, address: str, now: float) -> list[tuple[deque[float], int]]:
+        """The (failures, limit) pairs that are full for this attempt."""
+        account = self._recent(self._failures, (username.strip().lower(), address), now)
+        by_address = self._recent(self._by_address, address, now)
+        return [(q, limit) for q, limit in ((account, self.max_failures), (by_address, self.max_failures_per_address))
+                if len(q) >= limit]
 
-    def failed(self, username: str, address: str) -> None:
-        key = (username.strip().lower(), address)
+    def blocked(self, username: str, address: str) -> bool:
+        with self._lock:
+            return bool(self._blocking(username, address, time.monotonic()))
+
+    def retry_after(self, username: str, address: str) -> int:
+        """Seconds until a blocked (username, address) may try again (0 if not blocked): until enough of the
+        failures keeping each full count have left the window."""
         now = time.monotonic()
         with self._lock:
-            self._recent(key, now).append(now)
-            if len(self._failures) > 100_000:  # a flood of made-up names must not eat memory
-                for k in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window]:
-                    del self._failures[k]
+            full = self._blocking(username, address, now)
+            if not full:
+                return 0
+            return max(1, int(max(q[len(q) - limit] + self.window - now for q, limit in full)) + 1)
+
+    def failed(self, username: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent(self._failures, (username.strip().lower(), address), now).append(now)
+            self._recent(self._by_address, address, now).append(now)
+            tables: tuple[dict[Any, deque[float]], ...] = (self._failures, self._by_address)
+            for table in tables:
+                if len(table) > 100_000:  # a flood of made-up names or addresses must not eat memory
+                    for k in [k for k, q in table.items() if not q or q[-1] <= now - self.window]:
+                        del table[k]
 
     def succeeded(self, username: str, address: str) -> None:
         with self._lock:

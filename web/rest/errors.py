@@ -25,11 +25,13 @@ PARSE_PREFIX = "ENGINE-09005 Could not parse BPMN process."
 class RestError(Exception):
     """A refusal made by the REST layer itself (bad parameter, bad variable, ...)."""
 
-    def __init__(self, status: int, message: str, type_: str = "InvalidRequestException"):
+    def __init__(self, status: int, message: str, type_: str = "InvalidRequestException", *,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type_
+        self.retry_after = retry_after  # seconds, sent as Retry-After (429, 503)
 
 
 def bad_request(message: str) -> RestError:
@@ -57,7 +59,10 @@ def deploy_error_body(exc: DeployError) -> dict[str, Any]:
 
 def to_response(exc: BaseException) -> Response:
     if isinstance(exc, RestError):
-        return error_response(exc.status, exc.type, exc.message)
+        response = error_response(exc.status, exc.type, exc.message)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, DeployError):
         response = jsonify(deploy_error_body(exc))
         response.status_code = 400
