@@ -28,13 +28,15 @@ def window_text() -> str:
 
 
 class OutOfWindow(ValueError):
-    """A moment outside [EARLIEST, LATEST). `what` names where it came from (a field, a parameter)."""
+    """A moment outside [EARLIEST, LATEST). `what` names where it came from (a field, a parameter), or is
+    empty when the caller names it in its own message."""
 
     def __init__(self, what: str, value: date | datetime | str):
         self.what = what
         self.value = value
         shown = value.isoformat() if isinstance(value, date) else str(value)
-        super().__init__(f"{what}: {shown} is outside the supported range {window_text()}")
+        prefix = f"{what}: " if what else ""
+        super().__init__(f"{prefix}{shown} is outside the supported range {window_text()}")
 
 
 def check_moment(value: datetime, what: str = "moment") -> datetime:
