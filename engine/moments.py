@@ -24,7 +24,7 @@ LAST_DAY = (LATEST - timedelta(days=1)).date()
 
 
 def window_text() -> str:
-    return f"{FIRST_DAY.isoformat()} … {LAST_DAY.isoformat()}"
+    return f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
 
 
 class OutOfWindow(ValueError):

@@ -24,7 +24,7 @@ def test_far_date_filters_are_a_400_naming_the_parameter(rest: Rest) -> None:
             assert r.status_code == 400, (path, name, value, r.get_data(as_text=True)[:300])
             assert r.json["type"] == "InvalidRequestException"
             assert name in r.json["message"], r.json
-            assert "outside the supported range 1900-01-01 … 2199-12-31" in r.json["message"]
+            assert "outside the supported range 1900-01-01 to 2199-12-31" in r.json["message"]
         for value in FAR[:3]:  # the same in a POST query body
             if path.startswith("/task"):
                 r = rest.post(path, json={name: value})
