@@ -486,7 +486,8 @@ class WorkingCalendar:
             if walked == _WALK_DAYS:
                 skipped, left = self._skip_whole_days(working_day, remaining)
                 if skipped != working_day:  # the due day lies beyond the skipped chunks
-                    return self._add_working_days_from(skipped, int(left))
+                    assert isinstance(left, int)
+                    return self._add_working_days_from(skipped, left)
             if self._periods(working_day):
                 remaining -= 1
                 if remaining == 0:
