@@ -29,6 +29,7 @@ All returned datetimes are aware and in UTC (store UTC, show local time).
 
 from __future__ import annotations
 
+import bisect
 import calendar as _stdlib_calendar
 import functools
 import re
@@ -39,6 +40,8 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+
+from engine.moments import EARLIEST, LAST_DAY, LATEST, OutOfWindow
 
 __all__ = [
     "DEFAULT_WEEK",
@@ -51,6 +54,11 @@ __all__ = [
 
 # A calendar that finds no working day in ten years is misconfigured; fail instead of looping forever.
 _MAX_IDLE_DAYS = 3660
+# Ranges longer than this are counted in closed form (whole weeks from the weekly hours, corrected on the
+# days that differ); shorter ones, and the few days at either end, day by day.
+_WALK_DAYS = 14
+_SKIP_CHUNKS_DAYS = (366, 28)
+_NO_DAY = date(2001, 1, 1)  # any date: wall-clock durations of a day's hours
 
 
 @dataclass(frozen=True)
@@ -232,11 +240,46 @@ def parse_iso_duration(text: str) -> IsoDuration:
 # ---------------------------------------------------------------------------------------------------------
 # Holidays
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)  # the whole moment window (engine.moments) is 300 years
 def _holidays_for(year: int, categories: tuple[str, ...], language: str) -> Mapping[date, str]:
     """Official Indonesian holidays of one year (cached: the library builds a year in ~0.5 ms)."""
     table = holidays.country_holidays("ID", years=year, categories=categories, language=language)
     return MappingProxyType(dict(table))
+
+
+@functools.lru_cache(maxsize=2048)
+def _offset_change_days(zone_key: str, year: int) -> tuple[date, ...]:
+    """Local days of `year` during which the zone's UTC offset changes (DST, a legal change): only on those is
+    a day's working time in UTC not its wall-clock length. Sampled weekly, then day by day around a change, so
+    two changes that cancel out within one week (no zone has had them) would go unseen."""
+    zone = ZoneInfo(zone_key)
+
+    def offset(day: date) -> timedelta | None:
+        return datetime.combine(day, time(0), zone).utcoffset()
+
+    found: list[date] = []
+    day, end = date(year, 1, 1), date(year + 1, 1, 1)
+    before = offset(day)
+    while day < end:
+        week_end = min(day + timedelta(days=7), end)
+        after = offset(week_end)
+        if after != before:
+            inner, inner_before = day, before
+            while inner < week_end:
+                following = inner + timedelta(days=1)
+                inner_after = offset(following)
+                if inner_after != inner_before:
+                    found.append(inner)
+                inner, inner_before = following, inner_after
+        day, before = week_end, after
+    return tuple(found)
+
+
+def _wall_length(hours: WorkingHours | None) -> timedelta:
+    if hours is None:
+        return timedelta(0)
+    return sum((datetime.combine(_NO_DAY, b) - datetime.combine(_NO_DAY, a) for a, b in hours.periods),
+               timedelta(0))
 
 
 def _require_aware(moment: datetime, name: str = "moment") -> None:
@@ -257,6 +300,14 @@ class WorkingCalendar:
         self.config = config or CalendarConfig()
         self.zone = ZoneInfo(self.config.timezone)
         self._periods_cache: dict[date, tuple[_Period, ...]] = {}
+        # For the closed form: each weekday's wall-clock working time, and the days that may differ from it
+        # (besides official holidays and offset changes, which are looked up per year).
+        week = self.config.week
+        self._weekday_time = tuple(_wall_length(week.get(wd)) for wd in range(7))
+        self._weekday_open = tuple(int(week.get(wd) is not None) for wd in range(7))
+        self._week_time = sum(self._weekday_time, timedelta(0))
+        self._week_open = sum(self._weekday_open)
+        self._own_days = tuple(sorted(self.config.extra_days_off | self.config.working_days))
 
     def __repr__(self) -> str:
         return f"WorkingCalendar({self.config.timezone!r})"
@@ -306,6 +357,8 @@ class WorkingCalendar:
         """`day`, then each following day; stops with ValueError after a decade without a working day."""
         idle = 0
         while True:
+            if day > LAST_DAY:
+                raise OutOfWindow("deadline", f"a day after {LAST_DAY.isoformat()}")
             if self._periods(day):
                 idle = 0
             else:
@@ -347,10 +400,71 @@ class WorkingCalendar:
                     return max(a, utc)
         raise AssertionError("unreachable")  # _days_from never ends without raising
 
+    # -- closed form -----------------------------------------------------------------------------------
+
+    def _day_time(self, day: date) -> timedelta:
+        return sum((b - a for a, b in self._periods(day)), timedelta(0))
+
+    def _differing_days(self, first: date, end: date) -> set[date]:
+        """Days in [first, end) whose working time may differ from their weekday's: official holidays, the
+        unit's own days off and working days, and days on which the UTC offset changes."""
+        cfg = self.config
+        days: set[date] = set()
+        for year in range(first.year, (end - timedelta(days=1)).year + 1):
+            days.update(d for d in _holidays_for(year, cfg.holiday_categories, cfg.language) if first <= d < end)
+            days.update(d for d in _offset_change_days(cfg.timezone, year) if first <= d < end)
+        own = self._own_days
+        days.update(own[bisect.bisect_left(own, first):bisect.bisect_left(own, end)])
+        return days
+
+    def _whole_days(self, first: date, end: date) -> tuple[timedelta, int]:
+        """(working time, number of working days) of the local days [first, end), in O(years): whole weeks
+        and the remaining weekdays from the weekly hours, then each differing day corrected with its own
+        periods. Equal to summing `_periods` over every day."""
+        weeks, rest = divmod((end - first).days, 7)
+        total, count = self._week_time * weeks, self._week_open * weeks
+        weekday = first.weekday()
+        for i in range(rest):
+            total += self._weekday_time[(weekday + i) % 7]
+            count += self._weekday_open[(weekday + i) % 7]
+        for day in self._differing_days(first, end):
+            periods = self._periods(day)
+            total += sum((b - a for a, b in periods), timedelta(0)) - self._weekday_time[day.weekday()]
+            count += int(bool(periods)) - self._weekday_open[day.weekday()]
+        return total, count
+
+    def _skip_whole_days(self, day: date, remaining: timedelta | int) -> tuple[date, timedelta | int]:
+        """Move `day` on by whole chunks (a year, then four weeks) while a chunk holds less than `remaining`
+        (working time, or a number of working days when `remaining` is an int); return the new day and what
+        is left to walk. Stops before the end of the moment window; the walk refuses to go beyond it."""
+        counting = isinstance(remaining, int)
+        idle = 0
+        for chunk in _SKIP_CHUNKS_DAYS:
+            while day + timedelta(days=chunk) <= LAST_DAY:
+                worked, working_days = self._whole_days(day, day + timedelta(days=chunk))
+                value: timedelta | int = working_days if counting else worked
+                if value >= remaining:  # type: ignore[operator]
+                    break
+                remaining -= value  # type: ignore[operator]
+                day += timedelta(days=chunk)
+                idle = idle + chunk if not working_days else 0
+                if idle > _MAX_IDLE_DAYS:
+                    raise ValueError(f"no working day for {_MAX_IDLE_DAYS} days up to {day}: "
+                                     f"check the calendar's days off")
+        return day, remaining
+
+    # -- arithmetic ------------------------------------------------------------------------------------
+
     def _add_working_time(self, start: datetime, amount: timedelta) -> datetime:
-        """Earliest t >= start that is working time or a period's end, with `amount` worked in [start, t]."""
+        """Earliest t >= start that is working time or a period's end, with `amount` worked in [start, t].
+        Walks day by day; after _WALK_DAYS days a long amount skips whole chunks in closed form first."""
         remaining = amount
-        for day in self._working_days_from(self._local_date(start)):
+        for walked, day in enumerate(self._days_from(self._local_date(start))):
+            if walked == _WALK_DAYS:
+                skipped, left = self._skip_whole_days(day, remaining)
+                if skipped != day:  # the skip starts at a local midnight: every later period is after start
+                    return self._add_working_time(
+                        datetime.combine(skipped, time(0), self.zone).astimezone(UTC), left)  # type: ignore[arg-type]
             for a, b in self._periods(day):
                 if b < start:
                     continue
@@ -367,6 +481,21 @@ class WorkingCalendar:
         periods = self._periods(day)
         if not (periods and start < periods[-1][1]):
             day += timedelta(days=1)
+        remaining = count
+        for walked, working_day in enumerate(self._days_from(day)):
+            if walked == _WALK_DAYS:
+                skipped, left = self._skip_whole_days(working_day, remaining)
+                if skipped != working_day:  # the due day lies beyond the skipped chunks
+                    assert isinstance(left, int)
+                    return self._add_working_days_from(skipped, left)
+            if self._periods(working_day):
+                remaining -= 1
+                if remaining == 0:
+                    return self.close_of_business(working_day)
+        raise AssertionError("unreachable")
+
+    def _add_working_days_from(self, day: date, count: int) -> datetime:
+        """Close of business of the `count`-th working day counting from `day` itself (count >= 1)."""
         for nth, working_day in enumerate(self._working_days_from(day), start=1):
             if nth == count:
                 return self.close_of_business(working_day)
@@ -382,12 +511,16 @@ class WorkingCalendar:
         return self.close_of_business(next(self._working_days_from(target)))
 
     def add(self, start: datetime, duration: str | IsoDuration | timedelta) -> datetime:
-        """The deadline `duration` of working time after `start` (rules in the module docstring), in UTC."""
+        """The deadline `duration` of working time after `start` (rules in the module docstring), in UTC.
+
+        Raises OutOfWindow (a ValueError) when `start` or the result lies outside engine.moments' window."""
         _require_aware(start, "start")
+        if not EARLIEST <= start < LATEST:
+            raise OutOfWindow("start", start)
         if isinstance(duration, timedelta):
             if duration < timedelta(0):
                 raise ValueError(f"negative duration {duration} is not allowed")
-            return self._add_working_time(start.astimezone(UTC), duration)
+            return self._in_window(self._add_working_time(start.astimezone(UTC), duration), start, duration)
         parsed = duration if isinstance(duration, IsoDuration) else parse_iso_duration(duration)
         result = start.astimezone(UTC)
         moved = False
@@ -400,6 +533,12 @@ class WorkingCalendar:
         amount = parsed.working_time
         if amount or not moved:
             result = self._add_working_time(result, amount)
+        return self._in_window(result, start, parsed)
+
+    @staticmethod
+    def _in_window(result: datetime, start: datetime, duration: object) -> datetime:
+        if not result < LATEST:
+            raise OutOfWindow("deadline", f"{start.isoformat()} + {duration}")
         return result
 
     def working_minutes_between(self, start: datetime, end: datetime) -> int:
@@ -407,18 +546,32 @@ class WorkingCalendar:
         return int(self.working_time_between(start, end) // timedelta(minutes=1))
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
-        """Working time in [start, end) as a timedelta (exact); zero when end <= start."""
+        """Working time in [start, end) as a timedelta (exact); zero when end <= start.
+
+        Only time inside engine.moments' window counts (a stored 0001-01-01 deadline costs nothing). In
+        O(years): the first and last two days are walked, the days between counted in closed form."""
         _require_aware(start, "start")
         _require_aware(end, "end")
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        total = timedelta(0)
+        start, end = max(start.astimezone(UTC), EARLIEST), min(end.astimezone(UTC), LATEST)
         if end <= start:
-            return total
-        day, last = self._local_date(start), self._local_date(end)
-        while day <= last:
+            return timedelta(0)
+        first, last = self._local_date(start), self._local_date(end)
+        if (last - first).days <= _WALK_DAYS:
+            return self._walk_between(start, end, first, last)
+        inner_first, inner_end = first + timedelta(days=2), last - timedelta(days=1)
+        return (self._walk_between(start, end, first, inner_first - timedelta(days=1))
+                + self._whole_days(inner_first, inner_end)[0]
+                + self._walk_between(start, end, inner_end, last))
+
+    def _walk_between(self, start: datetime, end: datetime, first: date, last: date) -> timedelta:
+        """Working time in [start, end) on the local days first … last, day by day."""
+        total = timedelta(0)
+        day = first
+        while True:
             for a, b in self._periods(day):
                 lo, hi = max(a, start), min(b, end)
                 if lo < hi:
                     total += hi - lo
+            if day >= last:
+                return total
             day += timedelta(days=1)
-        return total

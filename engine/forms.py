@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from engine import jsregex
 from engine.errors import DeployError, FormValidationError, Problem
+from engine.moments import FIRST_DAY, LAST_DAY, OutOfWindow, check_day, check_moment
 
 MAX_FORM_BYTES = 512 * 1024
 MAX_STRING_CHARS = 10_000
@@ -78,6 +79,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "date": ("tanggal tidak valid (format TTTT-BB-HH)", "invalid date (format YYYY-MM-DD)"),
     "time": ("waktu tidak valid (format JJ:MM)", "invalid time (format HH:MM)"),
     "datetime": ("tanggal dan waktu tidak valid", "invalid date and time"),
+    "date_range": ("tanggal harus antara {first} dan {last}", "the date must be between {first} and {last}"),
     "text": ("harus teks", "must be text"),
     "control_chars": ("mengandung karakter kontrol yang tidak diizinkan", "contains control characters"),
     "encoding": ("berisi karakter rusak (bukan teks UTF-8 yang sah)", "contains garbled characters (not valid UTF-8)"),
@@ -1178,16 +1180,16 @@ def _clean_datetime(f: Field, raw: Any, locale: str, tz: tzinfo) -> str | None:
     try:
         if subtype == "date":
             if isinstance(raw, datetime):
-                return raw.date().isoformat()
+                return check_day(raw.date()).isoformat()
             if isinstance(raw, date):
-                return raw.isoformat()
+                return check_day(raw).isoformat()
             if not isinstance(raw, str):
                 raise ValueError
             text = raw.strip()
             m = _DMY_RE.fullmatch(text)
             if m:
-                return date(int(m[3]), int(m[2]), int(m[1])).isoformat()
-            return date.fromisoformat(text[:10] if len(text) > 10 and text[10] in "T " else text).isoformat()
+                return check_day(date(int(m[3]), int(m[2]), int(m[1]))).isoformat()
+            return check_day(date.fromisoformat(text[:10] if len(text) > 10 and text[10] in "T " else text)).isoformat()
         if subtype == "time":
             if isinstance(raw, time):
                 t = raw
@@ -1206,7 +1208,9 @@ def _clean_datetime(f: Field, raw: Any, locale: str, tz: tzinfo) -> str | None:
             dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         else:
             raise ValueError
-        return _format_datetime(dt, fmt, tz)
+        return _format_datetime(check_moment(dt), fmt, tz)
+    except OutOfWindow:  # a deadline or a working-time count from it would span millennia
+        raise _Invalid("date_range", locale, first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()) from None
     except (ValueError, OverflowError, TypeError):
         raise _Invalid(subtype, locale) from None
 

@@ -12,10 +12,11 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
+from engine.deadlines import parse_deadline_text
 from engine.errors import DeployError, Problem
 from engine.expressions import SCRIPTS_REFUSED, check_expression, is_wrapped
 from engine.parser import BPMN_NS, NS, AlurParser, ProcessInfo, describe_processes, read_extensions
-from engine.timers import parse_datetime, parse_duration, parse_timer_text
+from engine.timers import parse_timer_text
 from engine.xmlsafe import parse_xml
 
 UNSUPPORTED_TASKS = {
@@ -150,13 +151,11 @@ class _FileChecker:
         text = text.strip()
         if is_wrapped(text):
             return check_expression(text)
-        for parse in (parse_duration, parse_datetime):
-            try:
-                parse(text)
-                return None
-            except ValueError:
-                continue
-        return f"'{text}' is not an ISO 8601 duration (PT15M, P2D), date-time, or ${{expression}}"
+        try:  # the parser run time uses: what deploys here gives a deadline there
+            parse_deadline_text(text)
+        except ValueError as err:
+            return str(err)
+        return None
 
     def check_timers(self) -> None:
         for timer in _iter_bpmn(self.root, "timerEventDefinition"):

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine import serializer
 from engine.deadlines import Calendar, resolve_moment
-from engine.errors import ConflictError, NotFound
+from engine.errors import ConflictError, NotFound, ProcessError
 from engine.models import AuditEvent, ProcessDefinition, ProcessInstance, Task, TaskCandidate
 from engine.timers import next_timer_due
 
@@ -130,6 +130,17 @@ def _static_assignee(task: SpiffTask) -> str | None:
     return text.strip()
 
 
+def _deadline(task: SpiffTask, name: str, now: datetime, calendar: Calendar) -> datetime | None:
+    """The task's camunda:dueDate / followUpDate as a moment; a value that gives none refuses the step (the
+    caller's transaction is rolled back), naming the step, the attribute and why."""
+    text = task_extensions(task).get(name)
+    try:
+        return resolve_moment(text, now, calendar, task.data)
+    except (ValueError, OverflowError) as exc:
+        step = task.task_spec.bpmn_name or task.task_spec.bpmn_id
+        raise ProcessError(f"step {step!r}: camunda:{name} {text!r} gives no usable moment: {exc}") from exc
+
+
 def reminder_moment(created: datetime, due: datetime | None, calendar: Calendar) -> datetime | None:
     """When to remind about a step with a deadline but no followUpDate: after a share (ALUR_REMINDER_SHARE,
     default 0.75) of its standard time, counted in working time like the deadline itself."""
@@ -173,7 +184,6 @@ def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, no
         finished = state in ("COMPLETED", "CANCELLED", "ERROR")
         if old_state is None:
             role, other_roles, users = _candidates(task)
-            ext = task_extensions(task)
             new_rows.append({
                 "id": task_id, "instance_id": ref.id, "definition_id": ref.definition_id,
                 "process_key": ref.process_key, "unit_id": ref.unit_id,
@@ -181,9 +191,8 @@ def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, no
                 "name": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
                 "lane": getattr(task.task_spec, "lane", None), "candidate_role": role,
                 "assignee": _static_assignee(task), "state": state, "created_at": now,
-                "due_at": (due := resolve_moment(ext.get("dueDate"), now, calendar, task.data)),
-                "follow_up_at": (resolve_moment(ext.get("followUpDate"), now, calendar, task.data)
-                                 or reminder_moment(now, due, calendar)),
+                "due_at": (due := _deadline(task, "dueDate", now, calendar)),
+                "follow_up_at": _deadline(task, "followUpDate", now, calendar) or reminder_moment(now, due, calendar),
                 "completed_at": now if finished else None,
                 "completed_by": actor if state == "COMPLETED" else None,
                 "form_data": completed.get(task_id), "late_reason": late_reasons.get(task_id),

@@ -22,7 +22,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 
+from engine.calendar import parse_iso_duration
 from engine.expressions import check_expression, is_wrapped
+from engine.moments import check_moment
 
 TimerKind = Literal["timeDate", "timeDuration", "timeCycle"]
 _CYCLE = re.compile(r"^R(\d*)/(.+)$", re.IGNORECASE)
@@ -39,20 +41,23 @@ def parse_duration(text: str) -> dict[str, Any]:
     if not re.fullmatch(r"P(?=\d|T\d)[0-9YMWDTHS.,]*", text.upper()) or text.upper().endswith("T"):
         raise ValueError(f"not an ISO 8601 duration: {text!r}")
     try:
-        return TimerEventDefinition.parse_iso_duration(text)
+        parsed = TimerEventDefinition.parse_iso_duration(text)
     except Exception:
         raise ValueError(f"not an ISO 8601 duration: {text!r}") from None
+    parse_iso_duration(text)  # what the working calendar adds at run time (at most 100 years): the same refusals
+    return parsed
 
 
 def parse_datetime(text: str) -> datetime:
-    """ISO 8601 date-time -> aware UTC datetime. A value without offset is taken as UTC."""
+    """ISO 8601 date-time -> aware UTC datetime. A value without offset is taken as UTC; one outside
+    engine.moments' window (1900–2199) is refused (OutOfWindow, a ValueError), at deploy and at run time."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"not an ISO 8601 date-time: {text!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return check_moment(value, "").astimezone(UTC)
 
 
 def parse_cycle(text: str) -> tuple[int, datetime | None, str]:
@@ -106,8 +111,8 @@ def add_duration(my_task: Any, start: datetime, duration: str) -> datetime:
     """start + duration, on the script engine's working calendar when it has one."""
     calendar = getattr(my_task.workflow.script_engine, "calendar", None)
     if calendar is not None:
-        return calendar.add(start, duration).astimezone(UTC)
-    return start + TimerEventDefinition.get_timedelta_from_start(parse_duration(duration), start)
+        return calendar.add(start, duration).astimezone(UTC)  # refuses a result outside engine.moments' window
+    return check_moment(start + TimerEventDefinition.get_timedelta_from_start(parse_duration(duration), start), "")
 
 
 def _resolve(my_task: Any, text: str) -> Any:
@@ -146,7 +151,8 @@ class AlurTimeDateEventDefinition(AlurTimerMixin, TimeDateEventDefinition):
         if event_value is None:
             value = _resolve(my_task, self.expression)
             try:
-                due = value.astimezone(UTC) if isinstance(value, datetime) else parse_datetime(str(value))
+                due = (check_moment(value, "").astimezone(UTC) if isinstance(value, datetime)
+                       else parse_datetime(str(value)))
             except (ValueError, OverflowError) as err:
                 raise _unusable(my_task, self.expression, err) from err
             event_value = due.isoformat()

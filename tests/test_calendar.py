@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import engine.calendar
 from engine.calendar import (
     CalendarConfig,
     IsoDuration,
@@ -16,6 +19,7 @@ from engine.calendar import (
     WorkingHours,
     parse_iso_duration,
 )
+from engine.moments import OutOfWindow
 
 WIB = ZoneInfo("Asia/Jakarta")
 WITA = ZoneInfo("Asia/Makassar")
@@ -422,3 +426,103 @@ def test_law_matches_minute_by_minute_oracle(cal: WorkingCalendar, s: datetime, 
             counted += 1
         moment += timedelta(minutes=1)
     assert cal.add(s, f"PT{n}M") == moment
+
+
+# --- far moments: closed form in O(years), equal to the day-by-day walk (issue 13, item 4) -----------------
+
+FAR_CALENDARS = [
+    *CALENDARS,
+    # A zone with DST, and working hours across its 02:00–03:00 changes: a day's UTC length differs there.
+    WorkingCalendar(CalendarConfig(
+        timezone="Europe/Amsterdam",
+        week={0: WorkingHours(time(1, 0), time(4, 0)), 3: WorkingHours(time(8, 0), time(17, 0)),
+              6: WorkingHours(time(1, 30), time(3, 30), time(2, 0), time(3, 0))},
+        extra_days_off=frozenset({date(1950, 3, 2), date(2030, 3, 5), date(2101, 1, 6)}),
+        working_days=frozenset({date(1960, 6, 4), date(2031, 6, 7)}),
+    )),
+]
+far_starts = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2120, 12, 31),
+                          timezones=st.sampled_from([UTC, WIB, WIT]))
+far_spans = st.one_of(st.integers(0, 40 * 24 * 60), st.integers(0, 60 * 366 * 24 * 60)).map(
+    lambda m: timedelta(minutes=m))
+far_durations = st.one_of(
+    st.integers(0, 150_000).map(lambda h: timedelta(hours=h, minutes=17)),
+    st.integers(0, 150_000).map(lambda h: f"PT{h}H"),
+    st.integers(1, 20_000).map(lambda d: f"P{d}D"),
+    st.integers(1, 1000).map(lambda m: f"P{m}M"),
+    st.tuples(st.integers(1, 3000), st.integers(0, 5000)).map(lambda t: f"P{t[0]}DT{t[1]}H"),
+)
+
+
+def _walked() -> Any:
+    """The plain day-by-day walk (what the calendar did before the closed form), as the oracle."""
+    return mock.patch.object(engine.calendar, "_WALK_DAYS", 10**9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(FAR_CALENDARS), far_starts, far_spans)
+def test_far_working_time_equals_the_day_by_day_walk(cal: WorkingCalendar, s: datetime, span: timedelta) -> None:
+    fast = cal.working_time_between(s, s + span)
+    with _walked():
+        assert fast == cal.working_time_between(s, s + span)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(FAR_CALENDARS), far_starts, far_durations)
+def test_far_add_equals_the_day_by_day_walk(cal: WorkingCalendar, s: datetime, duration: str | timedelta) -> None:
+    def outcome() -> datetime | str:
+        try:
+            return cal.add(s, duration)
+        except OutOfWindow as exc:  # both ways: past 2199 is refused, not computed
+            return str(exc)
+
+    fast = outcome()
+    with _walked():
+        assert fast == outcome()
+
+
+class CountingCalendar(WorkingCalendar):
+    """Counts the per-day look-ups (`_periods`), cached or not: what a walk over the days would cost."""
+
+    days_looked_up = 0
+
+    def _periods(self, day: date) -> Any:
+        self.days_looked_up += 1
+        return super()._periods(day)
+
+
+def test_fifty_years_of_working_time_do_not_walk_18000_days() -> None:
+    start, end = wib(2026, 1, 12, 10, 0), wib(2076, 1, 12, 10, 0)
+    cal = CountingCalendar()
+    minutes = cal.working_minutes_between(start, end)
+    assert cal.days_looked_up < 1_500  # ~ holidays and offset changes of 50 years, plus 4 walked days
+    assert minutes > 50 * 240 * 400  # 50 years of ~245 working days of 450 minutes
+    with _walked():
+        assert CountingCalendar().working_minutes_between(start, end) == minutes
+
+
+@pytest.mark.parametrize("duration", ["P12000D", "PT90000H", "P600M", timedelta(hours=90000)])
+def test_adding_a_long_duration_does_not_walk_its_days(duration: str | timedelta) -> None:
+    start = wib(2026, 1, 12, 10, 0)
+    cal = CountingCalendar()
+    due = cal.add(start, duration)
+    assert due > wib(2060, 1, 1) if duration != "P600M" else due > wib(2075, 1, 1)
+    assert cal.days_looked_up < 3_000  # the walk looked up ~18,000 days for P12000D
+    with _walked():
+        assert CountingCalendar().add(start, duration) == due
+
+
+def test_moments_outside_the_window_are_refused_or_not_counted() -> None:
+    now = wib(2026, 12, 7, 9, 0)
+    with pytest.raises(OutOfWindow, match=r"^deadline: .*outside the supported range 1900-01-01 to 2199-12-31$"):
+        CAL.add(wib(2150, 1, 5, 9, 0), "P99Y")
+    with pytest.raises(OutOfWindow, match="start"):
+        CAL.add(datetime(1, 1, 1, tzinfo=UTC), "PT1H")
+    # A deadline stored before the window existed (0001-01-01, 9999-12-31) counts only the window's time,
+    # cheaply, and never overflows.
+    cal = CountingCalendar()
+    assert cal.working_time_between(datetime(1, 1, 1, tzinfo=UTC), now) == \
+        cal.working_time_between(datetime(1900, 1, 1, tzinfo=UTC), now)
+    assert cal.working_time_between(now, datetime(9999, 12, 31, 23, 59, tzinfo=UTC)) == \
+        cal.working_time_between(now, datetime(2200, 1, 1, tzinfo=UTC))
+    assert cal.days_looked_up < 10_000

@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from engine import forms
 from engine.forms import Component, Field, FormDefinition
+from engine.moments import FIRST_DAY, LAST_DAY
 from web.i18n import gettext as _
 
 
@@ -187,7 +188,11 @@ class _Renderer:
             kind = {"date": "date", "time": "time", "datetime": "datetime-local"}.get(f.subtype or "date", "date")
             if kind == "datetime-local" and len(value) > 16 and value[10:11] == "T":
                 value = value[:16]  # an ISO value with seconds/offset: what the input accepts
-            return Markup("<input{}>").format(_attrs(type=kind, value=value, **base))
+            # The browser's own picker keeps to the range the server accepts (engine.moments).
+            bounds = {"date": (FIRST_DAY.isoformat(), LAST_DAY.isoformat()),
+                      "datetime-local": (f"{FIRST_DAY.isoformat()}T00:00", f"{LAST_DAY.isoformat()}T23:59")}
+            low, high = bounds.get(kind, (None, None))
+            return Markup("<input{}>").format(_attrs(type=kind, value=value, min=low, max=high, **base))
         input_type = "text"
         if f.validation_type == "email":
             input_type = "email"

@@ -18,6 +18,7 @@ from flask_login import current_user, login_required
 
 from engine import catalog, report_export, supervision
 from engine.errors import FormValidationError, NotFound
+from engine.moments import FIRST_DAY, LAST_DAY, OutOfWindow, check_day
 from engine.reports import format_minutes
 from engine.service import UNREAD_CAP
 from engine.sop.render import render_html
@@ -61,7 +62,12 @@ def _date_arg(name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        return check_day(date.fromisoformat(value), name)
+    except OutOfWindow:  # 9999-12-31 would overflow the period's end; 0001-01-01 is no office's period
+        message = _("Tanggal %(value)s (%(name)s) di luar rentang yang didukung: %(first)s s.d. %(last)s.",
+                    value=value, name=name, first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat())
+        abort(Response(render_template("error.html", status=400, title=_("Periode tidak valid"), message=message,
+                                       detail=None), status=400))
     except ValueError:
         return None
 

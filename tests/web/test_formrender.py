@@ -23,3 +23,18 @@ def test_bold_text_is_escaped_once_and_markup_is_never_live(tmp_path) -> None:  
     assert "<strong>Dana &amp; &lt;b&gt;BOS&lt;/b&gt;</strong>" in html
     assert "&amp;amp;" not in html and "<script>" not in html and "<b>" not in html
     assert '<p class="form-heading">Petunjuk</p>' in html
+
+
+def test_date_inputs_carry_the_supported_range(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The browser's picker keeps to the dates the server accepts (engine.moments: 1900-01-01 to 2199-12-31)."""
+    schema = {"id": "Form_tgl", "type": "default", "schemaVersion": 16, "components": [
+        {"type": "datetime", "key": "tgl", "id": "c1", "label": "Tanggal", "subtype": "date"},
+        {"type": "datetime", "key": "kapan", "id": "c2", "label": "Kapan", "subtype": "datetime"},
+    ]}
+    form = load_form(json.dumps(schema).encode(), "tgl.form")
+    app = create_app({"SECRET_KEY": "x" * 40, "ALUR_INSTANCE_DIR": str(tmp_path),
+                      "ALUR_DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"})
+    with app.test_request_context():
+        html = str(render_form(form, {}))
+    assert 'type="date"' in html and 'min="1900-01-01" max="2199-12-31"' in html
+    assert 'type="datetime-local"' in html and 'min="1900-01-01T00:00" max="2199-12-31T23:59"' in html

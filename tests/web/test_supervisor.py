@@ -223,3 +223,18 @@ def test_notifications_page_speaks_the_readers_language(env, client_for) -> None
     client.post("/bahasa", data={"locale": "en", "next": "/"})
     page = client.get("/pengawasan/notifikasi").get_data(as_text=True)
     assert "Reminder: step &#39;Memeriksa laporan&#39;" in page and "Pengingat" not in page
+
+
+@pytest.mark.parametrize("query", ["sampai=9999-12-31", "dari=0001-01-01", "dari=2026-01-01&sampai=2200-01-01"])
+def test_far_periods_get_a_clear_400_not_a_500(sup: Env, client_for, query: str) -> None:  # type: ignore[no-untyped-def]
+    """`sampai=9999-12-31` overflowed the period's end (a 500); a period outside 1900–2199 is refused, saying so."""
+    admin = client_for("admin")
+    for path in ("/pengawasan/instances", "/pengawasan/laporan/sop_uji", "/pengawasan/laporan/sop_uji/xlsx",
+                 "/pengawasan/laporan/sop_uji/diagram.json"):
+        response = admin.get(f"{path}?{query}")
+        body = response.get_data(as_text=True)
+        assert response.status_code == 400, (path, body[:300])
+        assert "di luar rentang yang didukung: 1900-01-01 s.d. 2199-12-31" in body, path
+    # The window's own ends are fine.
+    assert admin.get("/pengawasan/laporan/sop_uji?dari=1900-01-01&sampai=2199-12-31").status_code == 200
+    assert admin.get("/pengawasan/instances?dari=1900-01-01&sampai=2199-12-31").status_code == 200

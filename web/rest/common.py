@@ -10,6 +10,7 @@ from typing import Any
 from flask import current_app, g, request
 
 from engine.accounts import Actor
+from engine.moments import OutOfWindow, check_moment
 from engine.service import Alur
 from web.rest.errors import bad_request
 
@@ -55,7 +56,10 @@ def parse_date(text: str, what: str = "date") -> datetime:
             if delta >= timedelta(hours=24):
                 raise ValueError(offset)
             tz = timezone(sign * delta)
-        return base.replace(microsecond=micro, tzinfo=tz).astimezone(UTC)
+        # Checked before the conversion to UTC, which overflows at year 1 and 9999.
+        return check_moment(base.replace(microsecond=micro, tzinfo=tz), "").astimezone(UTC)
+    except OutOfWindow as exc:
+        raise bad_request(f"Cannot set {what} to value '{text}': {exc}") from exc
     except ValueError as exc:
         raise bad_request(f"Cannot convert value '{text}' to java type java.util.Date ({what})") from exc
 

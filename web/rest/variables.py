@@ -73,6 +73,8 @@ def variable_from_rest(name: str, typed: Any) -> Any:
                      "long": (LONG_MIN, LONG_MAX)}[kind]
         number = value
         if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            if len(value.strip()) > 40:  # beyond any Long; and int() refuses > 4,300 digits with a ValueError
+                raise _fail(name, type_raw or kind.title(), value)
             number = int(value.strip())
         if isinstance(number, float) and number.is_integer():
             number = int(number)
@@ -112,6 +114,8 @@ def variable_from_rest(name: str, typed: Any) -> Any:
                 return json.loads(value)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise _fail(name, "Json", value, "not valid JSON") from exc
+            except ValueError as exc:  # an integer of more than 4,300 digits (Python's int-string limit)
+                raise _fail(name, "Json", value, "a number has too many digits") from exc
         return value
     raise bad_request(f"Unsupported value type '{type_raw}' for variable '{name}': use String, Integer, Short, "
                       "Long, Double, Boolean, Date, Json or Null")
