@@ -140,14 +140,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     @app.errorhandler(PoolTimeout)
     def _database_error(exc: Exception) -> ResponseReturnValue:
-        """Outside a view (a before_request hook): a fault gets the same page, anything else the 500 page."""
+        """Outside a view (a before_request hook): a fault gets the same page; anything else is a bug and
+        goes on to Flask's usual 500 handling."""
         fault = faults.classify(exc)
-        if fault is not None:
-            return _respond(fault)
-        current_app.logger.error("database error on %s %s", request.method, request.path, exc_info=exc)
-        return render_template("error.html", status=500, title=_("Terjadi kesalahan"),
-                               message=_("Permintaan ini tidak dapat diproses; tidak ada yang diubah."),
-                               detail=None), 500
+        if fault is None:
+            raise exc
+        return _respond(fault)
 
     @app.errorhandler(CorruptState)
     def _corrupt(exc: CorruptState) -> ResponseReturnValue:

@@ -336,3 +336,24 @@ def test_connection_dropped_during_commit_is_not_retried(pg_env, monkeypatch) ->
     assert "Belum dapat dipastikan" in html
     _assert_typed_form_kept(html, task_id)
     assert _state(pg_env, task_id) == "READY"  # the server ended the transaction before its COMMIT
+
+
+# --------------------------------------------------------------------------------------- a damaged state row
+
+
+def test_completing_a_step_of_a_damaged_instance_says_so(env, app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from engine.models import ProcessInstance
+
+    task_id = env.start()
+    with env.db.write() as s:
+        instance_id = s.get(Task, task_id).instance_id  # type: ignore[union-attr]
+        s.execute(update(ProcessInstance).where(ProcessInstance.id == instance_id).values(state='{"cut sh'))
+    client = _signed_in(app)
+    page = client.post(f"/tugas/{task_id}", data=TYPED)
+    assert page.status_code == 500 and "Data proses rusak" in page.get_data(as_text=True)
+    rest = client.post(f"/engine-rest/task/{task_id}/complete", headers=basic("kasubag"), json={})
+    assert rest.status_code == 500 and rest.is_json
+    assert f"state of instance {instance_id} cannot be read" in rest.get_json()["message"]
+    assert _state(env, task_id) == "READY" and _count(env, AuditEvent, action="complete") == 0
