@@ -75,17 +75,22 @@ def test_attachment_file_removed_when_the_commit_fails(sqlite_db: Database, cloc
     task_id = next(t.id for t in service.start("pengajuan", unit="iv-jurai").tasks if t.state == "READY")
     store = AttachmentStore(tmp_path / "attachments")
     checked = check_upload("draf.pdf", PDF)
+    kasubag = service.actor("kasubag")
+    written: list[bool] = []
 
-    def full_disk(_conn) -> None:  # type: ignore[no-untyped-def]
-        raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
+    def full_disk(conn) -> None:  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(dbmod.WRITE_OPTION):  # the write's COMMIT, not a read's
+            written.append(store.exists(checked.sha256))
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database or disk is full"))
 
     event.listen(service.db.engine, "commit", full_disk)
     try:
         with pytest.raises(OperationalError):
-            service.add_attachment(task_id, service.actor("kasubag"), checked, store)
+            service.add_attachment(task_id, kasubag, checked, store)
     finally:
         event.remove(service.db.engine, "commit", full_disk)
-    assert not store.exists(checked.sha256)
+    assert written == [True]  # the file was on disk when the COMMIT failed ...
+    assert not store.exists(checked.sha256)  # ... and is gone again
     with service.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Attachment)) == 0
 
