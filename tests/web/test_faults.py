@@ -134,6 +134,25 @@ def test_locked_database_answers_rest_with_json_503(env, locked) -> None:  # typ
     assert _state(env, task_id) == "READY"
 
 
+def test_locked_database_on_password_change_asks_to_type_it_again(env, locked) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import PASSWORD
+
+    app, holder = locked
+    client = _signed_in(app)
+    new = "kata-sandi-baru-9876"
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.post("/kata-sandi", data={"current": PASSWORD, "new": new, "confirm": new})
+    finally:
+        holder.execute("ROLLBACK")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503 and 'action="/kata-sandi"' in html
+    assert "Tidak ada yang tersimpan" in html and "Kata sandi perlu diketik lagi" in html
+    assert new not in html and PASSWORD not in html  # never written back into a page
+    assert login(app.test_client(), "kasubag", PASSWORD).status_code == 302  # the old password still works
+    assert login(app.test_client(), "kasubag", new).status_code == 401
+
+
 # ----------------------------------------------------------------------------------- the attachment folder
 
 
