@@ -65,9 +65,10 @@ class FormValidationError(AlurError):
         super().__init__("; ".join(lines))
 
 
-class CorruptState(AlurError):
+class CorruptState(AlurError, ValueError):
     """An instance's stored state cannot be read back (not JSON, another format, a spec it names is gone):
-    a damaged row, not a request to refuse. `alur check` lists such instances."""
+    a damaged row, not a request to refuse. `alur check` lists such instances. A ValueError too, as the
+    serializer's refusals were before."""
 
     def __init__(self, detail: str, instance_id: str | None = None):
         self.detail = detail

@@ -136,7 +136,7 @@ def instance_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[
     try:
         dct = json.loads(text)
     except (TypeError, ValueError) as exc:
-        raise CorruptState(f"not valid JSON ({exc})", instance_id) from exc
+        raise CorruptState(f"not valid JSON ({type(exc).__name__}: {exc})", instance_id) from exc
     if not isinstance(dct, dict):
         raise CorruptState(f"a JSON {type(dct).__name__}, not an object", instance_id)
     stored = dct.pop("format", None)
