@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from engine import accounts
+from engine import accounts, faults
 from engine.config import Settings
 from engine.db import Database
 from engine.errors import AlurError, DeployError, FormValidationError
@@ -49,13 +49,22 @@ def _fail(exc: AlurError) -> None:
 
 
 class AlurGroup(click.Group):
-    """Turns the service's refusals into a message and exit status 1 instead of a traceback."""
+    """Turns the service's refusals, a damaged instance state (CorruptState) and the machine's faults (a locked
+    or unreachable database, a full disk: engine/faults.py) into a message and exit status 1 instead of a
+    traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except AlurError as exc:
             _fail(exc)
+        except Exception as exc:
+            fault = faults.classify(exc)
+            if fault is None:
+                raise
+            # One transaction per command, rolled back on a fault, except a connection lost during COMMIT.
+            _fail(faults.Unavailable(fault.with_outcome(partly_saved=False,
+                                                        outcome_unknown=fault.kind == "disconnected")))
 
 
 def _print_json(value: Any) -> None:

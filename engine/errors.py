@@ -63,3 +63,15 @@ class FormValidationError(AlurError):
         self.errors = {k: list(v) for k, v in errors.items()}
         lines = [f"{key}: {msg}" for key, msgs in self.errors.items() for msg in msgs]
         super().__init__("; ".join(lines))
+
+
+class CorruptState(AlurError, ValueError):
+    """An instance's stored state cannot be read back (not JSON, another format, a spec it names is gone):
+    a damaged row, not a request to refuse. `alur check` lists such instances. A ValueError too, as the
+    serializer's refusals were before."""
+
+    def __init__(self, detail: str, instance_id: str | None = None):
+        self.detail = detail
+        self.instance_id = instance_id
+        who = f"instance {instance_id}" if instance_id else "an instance"
+        super().__init__(f"state of {who} cannot be read: {detail}")

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 
+from engine.errors import CorruptState
 from engine.timers import TIMER_CLASSES
 
 INSTANCE_FORMAT = f"alur-instance/{VERSION}"
@@ -130,9 +131,18 @@ def instance_to_json(workflow: BpmnWorkflow) -> str:
 
 
 def instance_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec],
-                       script_engine: Any) -> BpmnWorkflow:
-    dct = json.loads(text)
+                       script_engine: Any, *, instance_id: str | None = None) -> BpmnWorkflow:
+    """The workflow stored in `text`; CorruptState (naming `instance_id`) when it cannot be read back."""
+    try:
+        dct = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptState(f"not valid JSON ({type(exc).__name__}: {exc})", instance_id) from exc
+    if not isinstance(dct, dict):
+        raise CorruptState(f"a JSON {type(dct).__name__}, not an object", instance_id)
     stored = dct.pop("format", None)
     if stored != INSTANCE_FORMAT:
-        raise ValueError(f"instance was stored as {stored!r}; this engine reads {INSTANCE_FORMAT!r}")
-    return _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
+        raise CorruptState(f"stored as format {stored!r}; this engine reads {INSTANCE_FORMAT!r}", instance_id)
+    try:
+        return _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a field or spec is missing
+        raise CorruptState(f"{type(exc).__name__}: {exc}"[:300], instance_id) from exc

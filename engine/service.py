@@ -707,7 +707,7 @@ class Alur:
             loaded = self.specs.get(s, task.definition_id)
             calendar = self.calendar_for(s, task.unit_id)
             workflow = serializer.instance_from_json(task.instance_state, loaded.spec, loaded.subprocess_specs,
-                                                     self._script_engine(calendar))
+                                                     self._script_engine(calendar), instance_id=task.instance_id)
             spiff_task = workflow.get_task_from_id(uuid.UUID(task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise ConflictError(f"task {task_id} is no longer ready")
@@ -778,7 +778,7 @@ class Alur:
                 select(AuditEvent).where(AuditEvent.instance_id == instance_id).order_by(AuditEvent.id))]
             loaded = loaded or self.specs.get(s, inst.definition_id)
             workflow = serializer.instance_from_json(inst.state, loaded.spec, loaded.subprocess_specs,
-                                                     SafeScriptEngine(clock=self.clock))
+                                                     SafeScriptEngine(clock=self.clock), instance_id=inst.id)
             data = _instance_data(workflow)
         return InstanceView(
             id=inst.id, definition_id=inst.definition_id, process_key=inst.process_key, process_name=def_name,
@@ -916,12 +916,14 @@ class Alur:
     def add_attachment(self, task_id: str, actor: Actor, checked: CheckedFile, store: AttachmentStore
                        ) -> dict[str, Any]:
         """Attach a checked upload to a READY task the actor may work on. The file is written only after
-        that check, inside the transaction, and removed again if the row cannot be stored."""
-        with self.db.write() as s:
-            task = self._load_task_for_change(s, task_id, actor)
-            existed = store.exists(checked.sha256)
-            store.put(checked)
-            try:
+        that check, inside the transaction, and removed again if the row cannot be stored or the COMMIT
+        fails (a full disk, a lost connection): no file without its row."""
+        written = False
+        try:
+            with self.db.write() as s:
+                task = self._load_task_for_change(s, task_id, actor)
+                written = not store.exists(checked.sha256)
+                store.put(checked)
                 now = self.clock()
                 row = Attachment(sha256=checked.sha256, size=checked.size, content_type=checked.content_type,
                                  original_name=checked.name, instance_id=task.instance_id, task_id=task_id,
@@ -931,11 +933,12 @@ class Alur:
                 audit(s, at=now, actor=actor.username, action="attach", instance_id=task.instance_id,
                       task_id=task_id, data={"attachment_id": row.id, "sha256": checked.sha256,
                                              "name": checked.name, "size": checked.size})
-                return _attachment_dict(row, None)
-            except BaseException:
-                if not existed:
-                    store.discard(checked.sha256)
-                raise
+                result = _attachment_dict(row, None)
+        except BaseException:
+            if written:
+                store.discard(checked.sha256)
+            raise
+        return result
 
     def attachments_for(self, instance_id: str, actor: Actor) -> list[dict[str, Any]]:
         with self.db.read() as s:

@@ -24,7 +24,7 @@ from engine.config import Settings
 from engine.db import Database
 from engine.errors import ConflictError, InvalidState, NotFound, PermissionDenied, ProcessError
 from engine.service import Alur
-from web import chrome, i18n
+from web import chrome, faults, i18n
 from web.security import (
     BoundedIntConverter,
     LoginLimiter,
@@ -125,6 +125,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: Alur | None = N
     app.register_blueprint(__import__("web.supervisor", fromlist=["bp"]).bp)  # Pengawasan: web/supervisor.py
     app.register_blueprint(__import__("web.designer", fromlist=["bp"]).bp)  # Desain Proses: web/designer.py
     _trust_proxies(app)  # X-Forwarded-* from ALUR_PROXY_FIX proxies (docs/operations.md)
+    faults.init_app(app)  # last: it wraps every view (503 "try again" pages, one retry: web/faults.py)
     return app
 
 

@@ -91,7 +91,15 @@ def login():  # type: ignore[no-untyped-def]
 @login_required
 def logout():  # type: ignore[no-untyped-def]
     # The cookie is signed, not stored: remember that this session ended so a copy of it is refused too.
-    current_app.extensions["alur_session_revocations"].revoke(session.get("sid"))
+    # If that record cannot be written (disk full, read-only folder), sign out all the same: this browser's
+    # cookie is cleared below; only a copy taken before stays valid until it expires, which the log says.
+    revocations = current_app.extensions["alur_session_revocations"]
+    try:
+        revocations.revoke(session.get("sid"))
+    except OSError as exc:
+        current_app.logger.error("sign-out of %s: the ended session could not be recorded in %s (%s); the "
+                                 "cookie was cleared, a copy of it stays valid until it expires",
+                                 current_user.username, revocations.root, exc)
     logout_user()
     locale = session.get("locale")
     session.clear()

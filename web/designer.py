@@ -16,7 +16,9 @@ from flask_login import current_user, login_required
 
 from engine import catalog
 from engine.errors import AlurError, DeployError, NotFound, PermissionDenied, Problem
+from engine.faults import Fault
 from engine.service import MAX_DEPLOY_FILE_BYTES
+from web import faults
 from web.i18n import gettext as _
 
 bp = Blueprint("designer", __name__, url_prefix="/desain")
@@ -88,6 +90,12 @@ def deploy():  # type: ignore[no-untyped-def]
         return _deploy_page(422, name=name, problems=exc.problems, files=sorted(files))
     _forget_cached_definitions()
     return _deploy_page(200, result=result, files=sorted(files))
+
+
+@faults.form_page("designer.deploy")
+def _deploy_fault(_fault: Fault):  # type: ignore[no-untyped-def]
+    """A fault while deploying (web/faults.py): the form again with its name; the files are chosen again."""
+    return _deploy_page(503, name=(request.form.get("name") or "").strip()[:200])
 
 
 @bp.post("/definisi/<definition_id>/mulai")

@@ -14,6 +14,8 @@ from werkzeug.datastructures import MultiDict
 from engine import forms
 from engine.attachments import AttachmentError, CheckedFile, allowed_extensions, check_upload
 from engine.errors import ConflictError, FormValidationError
+from engine.faults import Fault
+from web import faults
 from web.formrender import render_form
 from web.i18n import gettext as _
 from web.i18n import locale_code
@@ -215,6 +217,21 @@ def comment(task_id: str):  # type: ignore[no-untyped-def]
         return _render(ctx, _initial_values(ctx["form"]), errors, 422, comment=body)
     flash(_("Komentar terkirim."), "success")
     return redirect(url_for("tasks.show", task_id=task_id) + "#komentar")
+
+
+@faults.form_page("tasks.submit")
+def _submit_fault(_fault: Fault):  # type: ignore[no-untyped-def]
+    """A fault while saving the step (web/faults.py): the step form again, with what was typed, 503."""
+    task_id = request.view_args["task_id"]  # type: ignore[index]
+    ctx = _context(task_id)
+    late_reason = request.form.get("late_reason", "").strip()
+    return _render(ctx, _form_values(ctx["form"]), {}, 503, late_reason=late_reason)
+
+
+@faults.form_page("tasks.comment")
+def _comment_fault(_fault: Fault):  # type: ignore[no-untyped-def]
+    ctx = _context(request.view_args["task_id"])  # type: ignore[index]
+    return _render(ctx, _initial_values(ctx["form"]), {}, 503, comment=request.form.get("body", ""))
 
 
 @bp.get("/lampiran/<int:attachment_id>")

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from engine import faults
 from engine.errors import (
     AlurError,
     ConflictError,
+    CorruptState,
     DeployError,
     FormValidationError,
     InvalidState,
     NotFound,
     PermissionDenied,
 )
+from engine.faults import Unavailable
 
 PARSE_PREFIX = "ENGINE-09005 Could not parse BPMN process."
 
@@ -57,7 +60,23 @@ def deploy_error_body(exc: DeployError) -> dict[str, Any]:
     return {"type": "ParseException", "message": "\n".join(lines), "details": details}
 
 
+def fault_response(fault: faults.Fault) -> Response:
+    """A fault (engine/faults.py): 503 with Retry-After; the client may send the same request again later."""
+    current_app.logger.error("alur fault %s on %s %s (engine-rest): %s", fault.kind, request.method, request.path,
+                             fault.detail)
+    response = error_response(503, "ProcessEngineException", f"Service unavailable: {Unavailable(fault)}",
+                              code=fault.kind)
+    response.headers["Retry-After"] = str(fault.retry_after)
+    return response
+
+
 def to_response(exc: BaseException) -> Response:
+    fault = faults.classify(exc)  # also a raw database or OS error met outside the view (authentication)
+    if fault is not None:
+        return fault_response(fault)
+    if isinstance(exc, CorruptState):
+        current_app.logger.error("engine-rest: %s", exc)
+        return error_response(500, "ProcessEngineException", str(exc))
     if isinstance(exc, RestError):
         response = error_response(exc.status, exc.type, exc.message)
         if exc.retry_after:
