@@ -554,7 +554,12 @@ class Alur:
             if task.state != "READY":
                 raise ConflictError(f"task {task_id} is already {task.state.lower()}")
             now = self.clock()
-            s.execute(update(Task).where(Task.id == task_id).values(assignee=None, claimed_at=None))
+            # Conditional, like claim: a completion or another unclaim that committed since our read wins.
+            done = s.execute(update(Task).where(Task.id == task_id, Task.state == "READY",
+                                                Task.assignee == task.assignee)
+                             .values(assignee=None, claimed_at=None)).rowcount  # type: ignore[attr-defined]
+            if done != 1:
+                raise ConflictError(f"task {task_id} was changed by someone else at the same time; reload")
             audit(s, at=now, actor=actor.username, action="unclaim", instance_id=task.instance_id,
                   task_id=task_id)
         return self.task(task_id, SYSTEM)
@@ -742,7 +747,7 @@ class Alur:
             status = instance_status(workflow)
             version = save_instance(s, ref, workflow, expected_version=task.version, now=now, status=status)
             ready = sync_tasks(s, ref, workflow, now=now, calendar=calendar, actor=actor.username,
-                               completed={task_id: cleaned},
+                               completed={task_id: cleaned}, assignees={task_id: task.assignee},
                                late_reasons={task_id: late_reason} if late_reason else None)
             audit(s, at=now, actor=actor.username, action="complete", instance_id=task.instance_id, task_id=task_id,
                   data={"element_id": task.element_id, "data": cleaned, "late_reason": late_reason})
