@@ -73,6 +73,7 @@ from engine.store import (
 )
 from engine.timers import next_timer_due
 from engine.views import AuditView, DefinitionView, DeployResult, FormView, InboxPage, InstanceView, TaskView
+from engine.workflow import AlurWorkflow
 
 Clock = Callable[[], datetime]
 _T, _I, _U = Task.__table__, ProcessInstance.__table__, Unit.__table__
@@ -438,11 +439,14 @@ class Alur:
             row = self._resolve_definition(s, key, definition_id)
             loaded = self.specs.get(s, row.id)
             calendar = self.calendar_for(s, unit_row.id)
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs,
+            workflow = AlurWorkflow(loaded.spec, loaded.subprocess_specs,
                                     script_engine=self._script_engine(calendar))
             workflow.data.update(copy.deepcopy(clean_vars))
             workflow.task_tree.data.update(copy.deepcopy(clean_vars))
-            workflow.do_engine_steps()
+            try:
+                workflow.do_engine_steps()
+            except SpiffWorkflowException as exc:  # e.g. a call nested too deep (engine/workflow.py)
+                raise ProcessError(f"the process cannot start: {exc}") from exc
             now = self.clock()
             instance_id = str(uuid.uuid4())
             instance = ProcessInstance(
