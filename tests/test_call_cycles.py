@@ -116,3 +116,24 @@ def test_nesting_is_bounded_at_run_time_and_the_refused_start_changes_nothing(
     assert f"would nest {MAX_CALL_DEPTH + 1} processes inside each other (at most {MAX_CALL_DEPTH})" in str(err.value)
     assert "A → A → A" in str(err.value)
     assert counts(svc.db) == before
+
+
+def test_a_step_leading_into_runaway_nesting_is_refused_and_changes_nothing(
+        svc: Alur, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bound on a stored instance (restored from its JSON state): the completion is refused."""
+    monkeypatch.setattr(loader, "_check_call_cycles", lambda *args: [])
+    caller = process("A").replace('targetRef="A_end"', 'targetRef="A_call"').replace(
+        '<bpmn:endEvent id="A_end" />',
+        '<bpmn:callActivity id="A_call" calledElement="C" /><bpmn:endEvent id="A_end" />'
+        '<bpmn:sequenceFlow id="A_f4" sourceRef="A_call" targetRef="A_end" />')
+    svc.deploy({"c.bpmn": bpmn(process("C", calls="C"))})
+    svc.deploy({"a.bpmn": bpmn(caller)})
+    kasubag = svc.actor("kasubag")
+    inst = svc.start("A", unit="iv-jurai")
+    [task] = svc.tasks_for(kasubag)
+    before = counts(svc.db)
+    with pytest.raises(ProcessError, match=f"at most {MAX_CALL_DEPTH}"):
+        svc.complete(task.id, kasubag, {})
+    assert counts(svc.db) == before
+    assert svc.instance(inst.id).version == inst.version
+    assert [t.id for t in svc.tasks_for(kasubag)] == [task.id]
