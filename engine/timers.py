@@ -250,16 +250,24 @@ def occurrences_until(my_task: Any, first: datetime, duration: str, now: datetim
                                            else period.working_time * k)
         return calendar.add(first, amount).astimezone(UTC)
 
+    def after_now(k: int) -> datetime | None:
+        """nth(k) if it lies after now, else None; a moment too far to compute lies after now too."""
+        try:
+            moment = nth(k)
+        except (ValueError, OverflowError):
+            return datetime.max.replace(tzinfo=UTC)
+        return moment if moment > now else None
+
     low, high = 0, 1  # nth(low) <= now < nth(high)
-    while (after := nth(high)) <= now:
+    while after_now(high) is None:
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
-        if (moment := nth(middle)) <= now:
+        if after_now(middle) is None:
             low = middle
         else:
-            high, after = middle, moment
-    return low + 1, after
+            high = middle
+    return low + 1, nth(high)  # the next occurrence itself must be a usable moment
 
 
 TIMER_CLASSES: dict[TimerKind, type[TimerEventDefinition]] = {
