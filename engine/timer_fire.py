@@ -121,6 +121,8 @@ def _fire_next(service: Alur, now: datetime, skip: set[str], after: tuple[dateti
             new_due = _fire(service, s, row, now)
         return row.id, row.next_due_at, "fired", new_due is not None and new_due <= now
     except ConflictError:
+        if row is None:
+            raise
         return row.id, row.next_due_at, "conflict", False
     except Exception as exc:  # a broken model or data: put it back, record why, carry on
         if row is None:
