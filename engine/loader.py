@@ -244,6 +244,7 @@ def load_bpmn_files(
 
     problems += _check_process_keys(loaded)
     problems += _check_callees(trees, loaded, resolve_callee)
+    problems += _check_call_cycles(trees, loaded, resolve_callee)
     if not problems:
         problems += _spiff_problems(files, loaded, resolve_callee)
     if problems:
@@ -276,6 +277,78 @@ def _check_callees(trees: dict[str, etree._ElementTree], loaded: list[LoadedFile
                 problems.append(Problem(lf.file_name, call.sourceline, call.get("id"),
                                         f"called process '{key}' is not deployed and not in this deployment"))
     return problems
+
+
+@dataclass(frozen=True)
+class _Call:
+    callee: str
+    file_name: str
+    element: etree._Element
+
+
+def _check_call_cycles(trees: dict[str, etree._ElementTree], loaded: list[LoadedFile],
+                       resolve_callee: Callable[[str], bytes | None]) -> list[Problem]:
+    """A process that calls itself, directly or through other processes, never ends: starting it would build
+    called instances without end. The graph is this deployment's processes plus, by key, the latest deployed
+    definitions they reach (as `_add_callees` resolves them), so a cycle closed by this deployment is found."""
+    processes: dict[str, tuple[str, etree._Element]] = {}
+    for lf in loaded:
+        for process in trees[lf.file_name].getroot().xpath("./bpmn:process", namespaces=NS):
+            processes.setdefault(process.get("id", ""), (lf.file_name, process))
+    ours = set(processes)
+    tried: set[str] = set()
+
+    def calls_of(key: str) -> list[_Call]:
+        if key not in processes and key not in tried:
+            tried.add(key)
+            content = resolve_callee(key)
+            if content is not None:
+                name = f"{key}.bpmn (deployed)"
+                try:
+                    root = parse_xml(content, name).getroot()
+                except DeployError:
+                    return []
+                for process in root.xpath("./bpmn:process", namespaces=NS):
+                    processes.setdefault(process.get("id", ""), (name, process))
+        if key not in processes:
+            return []  # not deployed: reported by _check_callees
+        file_name, process = processes[key]
+        return [_Call(call.get("calledElement"), file_name, call)
+                for call in _iter_bpmn(process, "callActivity") if call.get("calledElement")]
+
+    problems: list[Problem] = []
+    done: set[str] = set()  # fully explored: no cycle through them is left to find
+    for root_key in sorted(ours):
+        if root_key in done:
+            continue
+        # Iterative depth-first walk; `path` holds the calls from root_key to the current process.
+        path: list[_Call] = []
+        on_path = {root_key: 0}
+        stack = [iter(calls_of(root_key))]
+        while stack:
+            call = next(stack[-1], None)
+            if call is None:
+                stack.pop()
+                finished = path.pop().callee if path else root_key
+                on_path.pop(finished, None)
+                done.add(finished)
+                continue
+            if call.callee in on_path:
+                cycle = [*path[on_path[call.callee]:], call]
+                keys = [call.callee, *(c.callee for c in cycle)]
+                # Report it on a call activity of this deployment: the one a designer can change now.
+                mine = [c for c in cycle if c.file_name in trees] or [c for c in path if c.file_name in trees]
+                at = mine[0] if mine else call
+                problems.append(Problem(at.file_name, at.element.sourceline, at.element.get("id"),
+                                        f"call activity closes a call cycle {' → '.join(keys)}: a process may "
+                                        f"not call itself, directly or through the processes it calls"))
+                continue
+            if call.callee in done:
+                continue
+            path.append(call)
+            on_path[call.callee] = len(path)
+            stack.append(iter(calls_of(call.callee)))
+    return list(dict.fromkeys(problems))
 
 
 def _line_of(tree: etree._ElementTree | None, element_id: str | None) -> int | None:

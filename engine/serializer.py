@@ -26,6 +26,7 @@ from SpiffWorkflow.task import Task
 
 from engine.errors import CorruptState
 from engine.timers import TIMER_CLASSES
+from engine.workflow import AlurWorkflow
 
 INSTANCE_FORMAT = f"alur-instance/{VERSION}"
 SPEC_FORMAT = f"alur-spec/{VERSION}"
@@ -89,6 +90,8 @@ CONFIG: dict[type, type] = {
 SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CONFIG))
 # Instances without spec: same converters except the top-level workflow.
 _INSTANCE = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure({**CONFIG, BpmnWorkflow: InstanceConverter}))
+# Instances are restored as AlurWorkflow (bounded call depth) and stored under SpiffWorkflow's type name.
+InstanceConverter(AlurWorkflow, _INSTANCE.registry, typename="BpmnWorkflow")
 
 
 def spec_to_json(spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]) -> str:

@@ -73,6 +73,7 @@ from engine.store import (
 )
 from engine.timers import next_timer_due
 from engine.views import AuditView, DefinitionView, DeployResult, FormView, InboxPage, InstanceView, TaskView
+from engine.workflow import AlurWorkflow
 
 Clock = Callable[[], datetime]
 _T, _I, _U = Task.__table__, ProcessInstance.__table__, Unit.__table__
@@ -438,11 +439,14 @@ class Alur:
             row = self._resolve_definition(s, key, definition_id)
             loaded = self.specs.get(s, row.id)
             calendar = self.calendar_for(s, unit_row.id)
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs,
+            workflow = AlurWorkflow(loaded.spec, loaded.subprocess_specs,
                                     script_engine=self._script_engine(calendar))
             workflow.data.update(copy.deepcopy(clean_vars))
             workflow.task_tree.data.update(copy.deepcopy(clean_vars))
-            workflow.do_engine_steps()
+            try:
+                workflow.do_engine_steps()
+            except SpiffWorkflowException as exc:  # e.g. a call nested too deep (engine/workflow.py)
+                raise ProcessError(f"the process cannot start: {exc}") from exc
             now = self.clock()
             instance_id = str(uuid.uuid4())
             instance = ProcessInstance(
@@ -546,7 +550,12 @@ class Alur:
             if task.state != "READY":
                 raise ConflictError(f"task {task_id} is already {task.state.lower()}")
             now = self.clock()
-            s.execute(update(Task).where(Task.id == task_id).values(assignee=None, claimed_at=None))
+            # Conditional, like claim: a completion or another unclaim that committed since our read wins.
+            done = s.execute(update(Task).where(Task.id == task_id, Task.state == "READY",
+                                                Task.assignee == task.assignee)
+                             .values(assignee=None, claimed_at=None)).rowcount  # type: ignore[attr-defined]
+            if done != 1:
+                raise ConflictError(f"task {task_id} was changed by someone else at the same time; reload")
             audit(s, at=now, actor=actor.username, action="unclaim", instance_id=task.instance_id,
                   task_id=task_id)
         return self.task(task_id, SYSTEM)
@@ -735,7 +744,7 @@ class Alur:
             status = instance_status(workflow)
             version = save_instance(s, ref, workflow, expected_version=task.version, now=now, status=status)
             ready = sync_tasks(s, ref, workflow, now=now, calendar=calendar, actor=actor.username,
-                               completed={task_id: cleaned},
+                               completed={task_id: cleaned}, assignees={task_id: task.assignee},
                                late_reasons={task_id: late_reason} if late_reason else None)
             audit(s, at=now, actor=actor.username, action="complete", instance_id=task.instance_id, task_id=task_id,
                   data={"element_id": task.element_id, "data": cleaned, "late_reason": late_reason})

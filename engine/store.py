@@ -37,7 +37,12 @@ _FINISH_TASK = T.update().where(T.c.id == bindparam("tid")).values(
 _COMPLETE_TASK = T.update().where(T.c.id == bindparam("tid")).values(
     state=bindparam("state"), completed_at=bindparam("completed_at"), completed_by=bindparam("completed_by"),
     working_minutes=bindparam("working_minutes"), late_minutes=bindparam("late_minutes"))
-_COMPLETE_TASK_WITH_DATA = _COMPLETE_TASK.values(form_data=bindparam("form_data"), late_reason=bindparam("late_reason"))
+# A user's completion applies only to the row as the completer's checks saw it: still READY, with the same
+# assignee. On PostgreSQL a claim committed after that read would otherwise be overwritten (assignee A,
+# completed by B); this UPDATE waits for the claim's row lock and then matches nothing.
+_COMPLETE_TASK_WITH_DATA = _COMPLETE_TASK.where(
+    T.c.state == "READY", T.c.assignee.is_not_distinct_from(bindparam("expected_assignee"))).values(
+    form_data=bindparam("form_data"), late_reason=bindparam("late_reason"))
 _SAVE_INSTANCE = INSTANCE.update().where(
     INSTANCE.c.id == bindparam("iid"), INSTANCE.c.version == bindparam("expected")).values(
     state=bindparam("state"), version=bindparam("new_version"), status=bindparam("status"),
@@ -163,9 +168,13 @@ class InstanceRef:
 
 def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, now: datetime,
                calendar: Calendar, actor: str | None, completed: Mapping[str, dict[str, Any]] | None = None,
-               late_reasons: Mapping[str, str] | None = None) -> list[str]:
+               late_reasons: Mapping[str, str] | None = None,
+               assignees: Mapping[str, str | None] | None = None) -> list[str]:
     """Bring the `task` rows of one instance in line with its workflow. Returns ids of tasks that became
-    READY in this transaction. Claims (assignee) are kept: they live in the projection only."""
+    READY in this transaction. Claims (assignee) are kept: they live in the projection only.
+
+    `completed` tasks are written only if their row is still READY with the assignee in `assignees` (the
+    one the caller checked; None = unclaimed), else ConflictError and the caller's transaction rolls back."""
     completed = completed or {}
     late_reasons = late_reasons or {}
     conn = session.connection()
@@ -205,8 +214,11 @@ def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, no
                       "working_minutes": calendar.working_minutes_between(created_at, now),
                       "late_minutes": calendar.working_minutes_between(due_at, now) if due_at else None}
             if task_id in completed:
-                params |= {"form_data": completed[task_id], "late_reason": late_reasons.get(task_id)}
-                conn.execute(_COMPLETE_TASK_WITH_DATA, params)
+                params |= {"form_data": completed[task_id], "late_reason": late_reasons.get(task_id),
+                           "expected_assignee": (assignees or {}).get(task_id)}
+                if conn.execute(_COMPLETE_TASK_WITH_DATA, params).rowcount != 1:
+                    raise ConflictError(f"task {task_id} was claimed or completed by someone else at the same "
+                                        f"time; reload and try again")
             else:
                 conn.execute(_COMPLETE_TASK, params)
         else:

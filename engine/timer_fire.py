@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import serializer
@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 # A failing instance is put back this far so one broken instance cannot keep a worker busy.
 RETRY_AFTER = timedelta(minutes=5)
-# A cycle timer that missed several occurrences catches up one occurrence per transaction, at most this
-# many per sweep; the rest wait for the next sweep.
+# A sweep goes over the due instances in passes, oldest due first, each instance at most once per pass, so
+# one that stays due after firing cannot take the sweep from the others; at most this many passes.
+# (A cycle timer that is behind fires once and moves past now: engine/timers.py.)
 MAX_PASSES_PER_SWEEP = 10
 
 
@@ -54,23 +55,39 @@ def fire_due_timers(service: Alur, now: datetime | None = None, limit: int = 100
     """Fire up to `limit` due instances (one transaction each) and return what happened."""
     now = now or service.clock()
     report = FireReport()
-    passes: dict[str, int] = {}
-    skip: set[str] = set()
-    while len(report.fired) + len(report.failed) + report.conflicts < limit:
-        outcome = _fire_next(service, now, skip)
-        if outcome is None:
+    skip: set[str] = set()  # not again in this sweep: failed, conflicted, or fired in every pass
+
+    def used() -> int:
+        return len(report.fired) + len(report.failed) + report.conflicts
+
+    for _ in range(MAX_PASSES_PER_SWEEP):
+        fired_in_pass: set[str] = set()
+        still_due: set[str] = set()
+        after: tuple[datetime, str] | None = None  # where this pass is in (next_due_at, id) order
+        while used() < limit:
+            outcome = _fire_next(service, now, skip, after, fired_in_pass)
+            if outcome is None:
+                break
+            instance_id, due_at, result, due_again = outcome
+            after = (due_at, instance_id)
+            if result == "passed":
+                continue  # fired earlier in this pass and due again: its turn comes in the next pass
+            if result == "conflict":
+                # A user completed a step of it between our read and our write: nothing was written. Leave it
+                # to the next sweep, which reads the fresh state.
+                report.conflicts += 1
+                skip.add(instance_id)
+                continue
+            if result == "failed":
+                report.failed.append(instance_id)
+                skip.add(instance_id)
+                continue
+            report.fired.append(instance_id)
+            fired_in_pass.add(instance_id)
+            if due_again:
+                still_due.add(instance_id)
+        if not still_due or used() >= limit:
             break
-        instance_id, result, still_due = outcome
-        if result == "conflict":
-            # A user completed a step of it between our read and our write: nothing was written. Leave it
-            # to the next sweep, which reads the fresh state.
-            report.conflicts += 1
-            skip.add(instance_id)
-            continue
-        (report.fired if result == "fired" else report.failed).append(instance_id)
-        passes[instance_id] = passes.get(instance_id, 0) + 1
-        if result == "failed" or (still_due and passes[instance_id] >= MAX_PASSES_PER_SWEEP):
-            skip.add(instance_id)
     return report
 
 
@@ -79,14 +96,19 @@ _DUE_COLUMNS = (ProcessInstance.id, ProcessInstance.definition_id, ProcessInstan
                 ProcessInstance.next_due_at)
 
 
-def _fire_next(service: Alur, now: datetime, skip: set[str]) -> tuple[str, str, bool] | None:
-    """Lock the next due instance and fire it: (instance id, "fired"/"failed"/"conflict", due again?),
-    or None when nothing (not locked by another worker) is due."""
+def _fire_next(service: Alur, now: datetime, skip: set[str], after: tuple[datetime, str] | None,
+               passed: set[str]) -> tuple[str, datetime, str, bool] | None:
+    """Lock the next due instance after `after` in (next_due_at, id) order and fire it, unless it is in
+    `passed`: (instance id, its due time, "fired"/"failed"/"conflict"/"passed", due again?), or None when
+    nothing (not locked by another worker) is due."""
     row: Row[Any] | None = None
     q = (select(*_DUE_COLUMNS)
          .where(ProcessInstance.status == "running", ProcessInstance.next_due_at <= now)
-         .order_by(ProcessInstance.next_due_at).limit(1)
+         .order_by(ProcessInstance.next_due_at, ProcessInstance.id).limit(1)
          .with_for_update(skip_locked=True))
+    if after is not None:
+        q = q.where(or_(ProcessInstance.next_due_at > after[0],
+                        and_(ProcessInstance.next_due_at == after[0], ProcessInstance.id > after[1])))
     if skip:
         q = q.where(ProcessInstance.id.not_in(sorted(skip)))
     try:
@@ -94,10 +116,14 @@ def _fire_next(service: Alur, now: datetime, skip: set[str]) -> tuple[str, str, 
             row = s.connection().execute(q).one_or_none()
             if row is None:
                 return None
+            if row.id in passed:
+                return row.id, row.next_due_at, "passed", True
             new_due = _fire(service, s, row, now)
-        return row.id, "fired", new_due is not None and new_due <= now
+        return row.id, row.next_due_at, "fired", new_due is not None and new_due <= now
     except ConflictError:
-        return row.id, "conflict", False
+        if row is None:
+            raise
+        return row.id, row.next_due_at, "conflict", False
     except Exception as exc:  # a broken model or data: put it back, record why, carry on
         if row is None:
             raise
@@ -111,7 +137,7 @@ def _fire_next(service: Alur, now: datetime, skip: set[str]) -> tuple[str, str, 
             audit(s, at=now, actor=None, action="timer_error", instance_id=row.id,
                   data={"due_at": row.next_due_at.isoformat(), "error": f"{type(exc).__name__}: {exc}"[:2000],
                         "retry_at": retry_at.isoformat()})
-        return row.id, "failed", False
+        return row.id, row.next_due_at, "failed", False
 
 
 def _fire(service: Alur, s: Session, row: Row[Any], now: datetime) -> datetime | None:

@@ -10,7 +10,7 @@ due time (ISO 8601, UTC) of each waiting timer.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -22,12 +22,16 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 
-from engine.calendar import parse_iso_duration
+from engine.calendar import IsoDuration, parse_iso_duration
 from engine.expressions import check_expression, is_wrapped
 from engine.moments import check_moment
 
 TimerKind = Literal["timeDate", "timeDuration", "timeCycle"]
 _CYCLE = re.compile(r"^R(\d*)/(.+)$", re.IGNORECASE)
+# A cycle repeats at most once a minute (of working time) and at most this many times (`R/…` has no end).
+# SOP timers count hours and working days; a shorter period only floods the worker and the inbox.
+MIN_CYCLE_PERIOD = timedelta(minutes=1)
+MAX_CYCLE_REPETITIONS = 10_000
 
 
 def _is_expression(text: str) -> bool:
@@ -66,6 +70,10 @@ def parse_cycle(text: str) -> tuple[int, datetime | None, str]:
     if not match:
         raise ValueError(f"not an ISO 8601 repeating interval (like R3/PT10M): {text!r}")
     count, rest = match.groups()
+    if count and (len(count) > 9 or int(count) > MAX_CYCLE_REPETITIONS):
+        shown = count if len(count) <= 12 else f"{count[:6]}… ({len(count)} digits)"
+        raise ValueError(f"the cycle repeats {shown} times; at most {MAX_CYCLE_REPETITIONS} "
+                         f"(write R/… for a cycle without end)")
     parts = rest.split("/")
     if len(parts) == 1:
         start, duration = None, parts[0]
@@ -74,6 +82,10 @@ def parse_cycle(text: str) -> tuple[int, datetime | None, str]:
     else:
         raise ValueError(f"not a supported repeating interval: {text!r}")
     parse_duration(duration)
+    period = parse_iso_duration(duration)
+    if not (period.calendar_months or period.working_days) and period.working_time < MIN_CYCLE_PERIOD:
+        raise ValueError(f"{text.strip()!r} repeats every {duration.strip()}; a cycle may repeat at most once a "
+                         f"minute (PT1M)")
     return (int(count) if count else -1), start, duration
 
 
@@ -200,8 +212,16 @@ class AlurCycleTimerEventDefinition(AlurTimerMixin, CycleTimerEventDefinition):
         if event_value["cycles"] != 0:
             next_due = datetime.fromisoformat(event_value["next"])
             if now >= next_due:
-                event_value["next"] = add_duration(my_task, next_due, event_value["duration"]).isoformat()
-                event_value["cycles"] -= 1
+                # Behind (the worker was down, or the start lies in the past): fire once for all the missed
+                # occurrences and go on with the first one after now. The missed ones count: R5 never fires
+                # more than 5 times nor after its last occurrence.
+                try:
+                    missed, following = occurrences_until(my_task, next_due, event_value["duration"], now)
+                except (ValueError, OverflowError) as err:
+                    raise _unusable(my_task, self.expression, err) from err
+                event_value["next"] = following.isoformat()
+                if event_value["cycles"] > 0:
+                    event_value["cycles"] = max(0, event_value["cycles"] - missed)
                 ready = True
         else:
             my_task.internal_data.pop("event_value", None)
@@ -209,6 +229,50 @@ class AlurCycleTimerEventDefinition(AlurTimerMixin, CycleTimerEventDefinition):
             return False
         my_task._set_internal_data(event_value=event_value)
         return ready
+
+
+def occurrences_until(my_task: Any, first: datetime, duration: str, now: datetime) -> tuple[int, datetime]:
+    """For a cycle due at `first` <= `now`: how many of its occurrences lie in [first, now], and the first
+    occurrence after `now`. In O(log n) calendar steps, not n: a PT1M cycle a year behind has 500,000."""
+    period = parse_iso_duration(duration)
+    calendar = getattr(my_task.workflow.script_engine, "calendar", None)
+    if period.calendar_months or (period.working_days and period.working_time):
+        # Calendar months do not add up (31 Jan + P1M + P1M is 28 Mar, 31 Jan + P2M is 31 Mar): step through
+        # them, at least a day each.
+        count, following = 1, add_duration(my_task, first, duration)
+        while following <= now:
+            count, following = count + 1, add_duration(my_task, following, duration)
+        return count, following
+    if not (period.working_days or period.working_time):
+        raise ValueError(f"the cycle period {duration!r} is empty")
+    step = add_duration(my_task, first, duration) - first
+
+    def nth(k: int) -> datetime:
+        """The k-th occurrence after `first`: k periods added at once (working time and working days add up)."""
+        if calendar is None:
+            return first + k * step
+        amount: IsoDuration | timedelta = (IsoDuration(days=period.working_days * k) if period.working_days
+                                           else period.working_time * k)
+        return calendar.add(first, amount).astimezone(UTC)
+
+    def after_now(k: int) -> datetime | None:
+        """nth(k) if it lies after now, else None; a moment too far to compute lies after now too."""
+        try:
+            moment = nth(k)
+        except (ValueError, OverflowError):
+            return datetime.max.replace(tzinfo=UTC)
+        return moment if moment > now else None
+
+    low, high = 0, 1  # nth(low) <= now < nth(high)
+    while after_now(high) is None:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if after_now(middle) is None:
+            low = middle
+        else:
+            high = middle
+    return low + 1, nth(high)  # the next occurrence itself must be a usable moment
 
 
 TIMER_CLASSES: dict[TimerKind, type[TimerEventDefinition]] = {

@@ -174,12 +174,14 @@ def test_cycle_fires_exactly_three_times(svc: Alur, db: Database, clock: FakeClo
     assert svc.instance(inst.id).next_due_at is None
 
 
-def test_cycle_catches_up_missed_occurrences_in_one_sweep(svc: Alur, db: Database, clock: FakeClock) -> None:
+def test_cycle_that_missed_occurrences_fires_once_and_they_count(svc: Alur, db: Database, clock: FakeClock) -> None:
+    # Issue 13, item 9: missed occurrences no longer pile up (they were fired one per transaction before).
     inst = svc.start("siklus", unit="iv-jurai")
     clock.advance(days=3)  # the worker was down: all three occurrences are overdue
-    report = svc.fire_due_timers()
-    assert set(report.fired) == {inst.id} and 1 <= len(report.fired) <= 3
-    assert task_rows(db, inst.id)["siklus_ingat"] == ["READY"] * 3
+    assert svc.fire_due_timers().fired == [inst.id]  # one firing for the three missed occurrences
+    assert task_rows(db, inst.id)["siklus_ingat"] == ["READY"]
+    assert svc.instance(inst.id).next_due_at is None  # R3 is used up: no occurrence is left after now
+    clock.advance(days=3)
     assert not svc.fire_due_timers()
 
 
