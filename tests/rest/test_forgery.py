@@ -34,7 +34,8 @@ FORGED: list[tuple[str, dict[str, str], str | None]] = [
                                                    "Sec-Fetch-Dest": "empty", "Accept": "*/*"}, "multipart/form-data"),
     ("simple cors fetch, no body", {"Origin": EVIL, "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}, None),
     ("Modeler-shaped request, but not a deploy", {"Origin": "null", "Accept": "application/json",
-                                                  "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site"}, None),
+                                                  "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site",
+                                                  "User-Agent": "Electron/43.0.0"}, None),
     ("JSON sent as a form navigation", {"Origin": EVIL, **FORM}, "application/json"),
 ]
 
@@ -127,8 +128,12 @@ def _deploy(rest: Rest, headers: dict[str, str]) -> Any:
                             content_type="multipart/form-data")
 
 
+# Camunda Modeler 5 (Electron): the User-Agent Electron gives it, and what its fetch from file:// adds.
+ELECTRON_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) camunda-modeler/5.43.0 "
+               "Chrome/146.0.0.0 Electron/43.0.0 Safari/537.36")
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/146.0.0.0 Safari/537.36"
 MODELER = {"Origin": "null", "Accept": "application/json", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site",
-           "Sec-Fetch-Dest": "empty"}
+           "Sec-Fetch-Dest": "empty", "User-Agent": ELECTRON_UA}
 
 
 @pytest.mark.parametrize(("what", "headers"), [
@@ -138,6 +143,9 @@ MODELER = {"Origin": "null", "Accept": "application/json", "Sec-Fetch-Mode": "co
     ("another site's simple fetch", {**MODELER, "Origin": EVIL}),
     ("a same-site page made to look like the Modeler", {**MODELER, "Sec-Fetch-Site": "same-site"}),
     ("a no-cors fetch made to look like the Modeler", {**MODELER, "Sec-Fetch-Mode": "no-cors"}),
+    # A simple fetch redirected through another site arrives exactly so, with the stored credentials.
+    ("a browser's redirected simple fetch", {**MODELER, "User-Agent": CHROME_UA}),
+    ("the same over plain http", {"Origin": "null", "Accept": "application/json", "User-Agent": CHROME_UA}),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_forged_deploy_is_refused(rest: Rest, what: str, headers: dict[str, str]) -> None:
     r = _deploy(rest, {**basic("desainer"), **headers})
@@ -148,7 +156,8 @@ def test_forged_deploy_is_refused(rest: Rest, what: str, headers: dict[str, str]
 
 @pytest.mark.parametrize(("what", "headers"), [
     ("Camunda Modeler over https or to localhost", MODELER),
-    ("Camunda Modeler over plain http (no Sec-Fetch-*)", {"Origin": "null", "Accept": "application/json"}),
+    ("Camunda Modeler over plain http (no Sec-Fetch-*)", {"Origin": "null", "Accept": "application/json",
+                                                          "User-Agent": ELECTRON_UA}),
     ("a plain client", {}),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_modeler_and_plain_clients_deploy(rest: Rest, what: str, headers: dict[str, str]) -> None:

@@ -90,7 +90,7 @@ def alur(rest: Rest, seen: Seen) -> Iterator[str]:
     yield from _serve(recorder)
 
 
-def _attack_page(target: str, task_id: str) -> str:
+def _attack_page(target: str, task_id: str, redirector: str) -> str:
     rest = f"{target}/engine-rest"
     forms = [  # (marker in the query string, action, enctype, fields)
         ("claim-form", f"/task/{task_id}/claim", "application/x-www-form-urlencoded", ""),
@@ -112,6 +112,8 @@ def _attack_page(target: str, task_id: str) -> str:
       for (const f of document.forms) f.submit();
       const body = new FormData(); body.append("x.bpmn", new Blob([{json.dumps(CALLEE)}]), "x.bpmn");
       fetch("{rest}/deployment/create?deploy-fetch", {{method: "POST", credentials: "include", body}}).catch(() => 0);
+      fetch("{redirector}/", {{method: "POST", credentials: "include", body, headers: {{accept: "application/json"}}}})
+        .catch(() => 0);
       fetch("{rest}/task/{task_id}/claim?claim-nocors",
             {{method: "POST", mode: "no-cors", credentials: "include"}}).catch(() => 0);
       fetch("{rest}/task/{task_id}/claim?claim-cors",
@@ -162,16 +164,40 @@ def other_site(alur: str, rest: Rest) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def browser_context(alur: str) -> Iterator[Any]:
+def redirector(alur: str, other_site: dict[str, str]) -> Iterator[str]:
+    """A third site that sends a simple fetch on to Alur (307 keeps method and body): the request arrives
+    with `Origin: null`, cross-site, in cors mode — Camunda Modeler's shape — and with the stored credentials."""
+
+    @Request.application
+    def app(request: Request) -> Response:
+        response = Response("", 307, {"Location": f"{alur}/engine-rest/deployment/create?deploy-redirected"})
+        response.headers["Access-Control-Allow-Origin"] = other_site["origin"]
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response
+
+    for origin in _serve(app):
+        yield origin.replace("127.0.0.1", "localhost")  # another site than 127.0.0.1
+
+
+@pytest.fixture
+def launch(alur: str) -> Iterator[Callable[..., Any]]:
+    """launch(*extra_args) → a new headless Chromium, closed at the end of the test."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browsers: list[Any] = []
+
+        def start(*extra: str) -> Any:
+            browsers.append(p.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=["--headless", "--no-sandbox", "--disable-gpu", *extra]))
+            return browsers[-1]
+
         try:
-            yield browser.new_context(http_credentials={"username": USER, "password": PASSWORD})
+            yield start
         finally:
-            browser.close()
+            for browser in browsers:
+                browser.close()
 
 
 def _state(rest: Rest, task_id: str) -> dict[str, Any]:
@@ -181,15 +207,19 @@ def _state(rest: Rest, task_id: str) -> dict[str, Any]:
             "deployments": [d["name"] for d in rest.get("/deployment", "admin").json]}
 
 
+ELECTRON_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) camunda-modeler/5.43.0 "
+               "Chrome/146.0.0.0 Electron/43.0.0 Safari/537.36")  # what Electron gives Camunda Modeler's page
+
+
 def test_another_site_cannot_act_with_stored_credentials(rest: Rest, alur: str, seen: Seen, other_site: dict[str, str],
-                                                         browser_context: Any) -> None:
+                                                         redirector: str, launch: Callable[..., Any]) -> None:
     assert rest.deploy().status_code == 200
     r = rest.post("/process-definition/key/web_flow/start", USER, json={"businessKey": "LAP-ASLI"})
     assert r.status_code == 200, r.json
     task_id = rest.get("/task?candidateGroup=Kasubag", USER).json[0]["id"]
     before = _state(rest, task_id)
     seen.rows.clear()
-    page = browser_context.new_page()
+    page = launch().new_context(http_credentials={"username": USER, "password": PASSWORD}).new_page()
 
     # Alur's own 401 gives a browser nothing to prompt for, so the credentials Playwright holds are never used...
     response = page.goto(f"{alur}/engine-rest/deployment")
@@ -198,10 +228,10 @@ def test_another_site_cannot_act_with_stored_credentials(rest: Rest, alur: str, 
     # ... so store them the way a Basic challenge from elsewhere on this site would.
     assert page.goto(f"{alur}/engine-rest/_store-credentials").status == 200
 
-    other_site["/attack"] = _attack_page(alur, task_id)
+    other_site["/attack"] = _attack_page(alur, task_id, redirector)
     page.goto(other_site["origin"] + "/attack")
     markers = ["claim-form", "complete-form", "start-form", "deploy-form", "claim-multipart", "start-plain",
-               "start-null", "deploy-fetch", "claim-nocors", "claim-cors"]
+               "start-null", "deploy-fetch", "deploy-redirected", "claim-nocors", "claim-cors"]
     seen.wait_for(lambda: all(seen.posts(m) for m in markers), "every forged request")
     for marker in markers:
         [(_, _, had_credentials, status)] = seen.posts(marker)
@@ -209,8 +239,11 @@ def test_another_site_cannot_act_with_stored_credentials(rest: Rest, alur: str, 
         assert status == 403, (marker, status)
     assert _state(rest, task_id) == before
 
-    # Camunda Modeler's requests from an opaque origin, with its own Authorization header, still work.
+    # Camunda Modeler's requests from an opaque origin, with its own Authorization header, still work
+    # (in a browser that, like the Modeler, has stored no credentials and says Electron/ in its User-Agent).
     other_site["/modeler"] = _modeler_page(alur, USER)
+    # (--user-agent, not a context's user_agent: that one does not reach the sandboxed frame's requests)
+    page = launch(f"--user-agent={ELECTRON_UA}").new_page()
     page.goto(other_site["origin"] + "/modeler")
     page.wait_for_function("window.modelerResult !== undefined", timeout=60_000)
     result = page.evaluate("window.modelerResult")

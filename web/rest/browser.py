@@ -21,11 +21,13 @@ The rule, for POST, PUT, PATCH and DELETE from a browser (an `Origin` or any `Se
    - a Content-Type other than the three form types, e.g. `application/json`, or
    - an `X-Requested-With` header (any value), or
    - `Authorization: Bearer …` (browsers store Basic credentials, never Bearer tokens), or
-   - Camunda Modeler's deploy, which has none of these: `POST /deployment/create` with `Origin: null` (the
-     Modeler's file:// page), `Authorization: Basic`, `Accept: application/json` and, when the browser sends
-     them, `Sec-Fetch-Mode: cors` and `Sec-Fetch-Site: cross-site`. An HTML form can produce none of that
-     (its Accept is text/html…, its mode `navigate`); see docs/camunda-modeler.md for what is left.
-Non-browser clients (curl, scripts, the Modeler's own tests: no Origin, no Sec-Fetch-*) are not concerned.
+   - Camunda Modeler's deploy, which has none of these: `POST /deployment/create` from an Electron app
+     (`Electron/` in User-Agent) with `Origin: null` (its file:// page), `Authorization: Basic`,
+     `Accept: application/json` and, when the browser sends them, `Sec-Fetch-Mode: cors` and
+     `Sec-Fetch-Site: cross-site`. A page can make a browser send all the rest (a simple fetch redirected
+     through another site arrives with `Origin: null`, cross-site, cors), but not that User-Agent: browsers
+     do not let a script set it, or (Firefox) only through a preflight, which fails with stored credentials.
+Non-browser clients (curl, scripts, Camunda's Java/Node clients: no Origin, no Sec-Fetch-*) are not concerned.
 A refusal is a 403 with Camunda's error body, given before the credentials are checked.
 
 And so that browsers do not store credentials in the first place: a 401 answers a browser with a Bearer
@@ -48,7 +50,8 @@ CHALLENGE_BROWSER = 'Bearer realm="Alur engine-rest"'  # no browser shows a prom
 REFUSED_MESSAGE = (
     "Refused: this browser request could have been sent by another web site (cross-site request forgery). "
     "A script in a browser must send JSON (Content-Type: application/json), an X-Requested-With header or a "
-    "Bearer token; HTML forms and no-cors requests are never accepted. See docs/camunda-modeler.md.")
+    "Bearer token (Camunda Modeler: choose Bearer token if HTTP Basic is refused); HTML forms and no-cors "
+    "requests are never accepted. See docs/camunda-modeler.md, section 5a.")
 
 
 def from_browser(request: Request) -> bool:
@@ -73,6 +76,7 @@ def _is_modeler_deploy(request: Request) -> bool:
     headers = request.headers
     accept = headers.get("Accept", "").lower()
     return (request.method == "POST" and request.endpoint == MODELER_DEPLOY_ENDPOINT
+            and "Electron/" in headers.get("User-Agent", "")
             and headers.get("Origin") == "null" and _auth_scheme(request) == "basic"
             and "application/json" in accept and "text/html" not in accept
             and headers.get("Sec-Fetch-Mode", "cors") == "cors"
