@@ -71,11 +71,12 @@ def test_forged_claim_is_refused_and_changes_nothing(rest: Rest, task_id: str, w
     assert _assignee(rest, task_id) is None
 
 
-def test_refusal_comes_before_the_password_check(rest: Rest, task_id: str) -> None:
+def test_refusal_comes_before_the_password_check(rest: Rest, task_id: str, caplog: pytest.LogCaptureFixture) -> None:
     wrong = {"Authorization": "Basic " + base64.b64encode(b"kasubag:salah-sekali-123").decode()}
     r = rest.client.post(f"/engine-rest/task/{task_id}/claim", headers={"Origin": EVIL, **FORM, **wrong},
                          content_type=URLENCODED)
     assert r.status_code == 403
+    assert any("possible cross-site forgery" in m and EVIL in m for m in caplog.messages)  # the operator sees who
     limiter = rest.app.extensions["alur_login_limiter"]
     assert not limiter._failures  # no sign-in attempt was counted: the password was never checked
 

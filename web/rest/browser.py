@@ -36,7 +36,7 @@ challenge, which no browser prompts for; only non-browser clients get `WWW-Authe
 
 from __future__ import annotations
 
-from flask import Request
+from flask import Request, current_app
 
 from web.rest.errors import RestError
 
@@ -106,6 +106,10 @@ def guard(request: Request) -> None:
     """before_request: raise a 403 for a request another site could have forged (the rule above)."""
     reason = forgery_refusal(request)
     if reason is not None:
+        current_app.logger.warning("engine-rest: refused %s %s as a possible cross-site forgery (Origin %r, "
+                                   "Sec-Fetch-Mode %r)", request.method, request.path,
+                                   request.headers.get("Origin", "")[:100],
+                                   request.headers.get("Sec-Fetch-Mode", "")[:20])
         raise RestError(403, reason, "AuthorizationException")
 
 
