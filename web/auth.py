@@ -13,6 +13,7 @@ from engine.accounts import AccountError, HashingBusy
 from engine.errors import AlurError, NotFound, PermissionDenied
 from web.i18n import LOCALES
 from web.i18n import gettext as _
+from web.redirects import safe_next
 from web.security import WebUser
 
 bp = Blueprint("auth", __name__)
@@ -20,13 +21,6 @@ bp = Blueprint("auth", __name__)
 
 def _service():  # type: ignore[no-untyped-def]
     return current_app.extensions["alur"]
-
-
-def safe_next(target: str | None, default: str) -> str:
-    """Only local paths: an open redirect after sign-in would help phishing."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and "\n" not in target:
-        return target
-    return default
 
 
 def _sign_in(username: str) -> None:

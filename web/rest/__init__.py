@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from web.rest import auth, definitions, deployments, history, instances, tasks
+from web.rest import auth, browser, definitions, deployments, history, instances, tasks
 from web.rest.errors import to_response
 
 CAMUNDA_VERSION = "7.24.0"
@@ -27,6 +27,7 @@ for _child in CHILDREN:
 def _before() -> Response | None:
     if request.method == "OPTIONS":
         return auth.preflight()
+    browser.guard(request)  # before the credentials: a forged request costs no password check
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     auth.require_actor()

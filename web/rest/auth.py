@@ -1,7 +1,8 @@
 """Who calls: HTTP Basic with an Alur account, or `Authorization: Bearer <token>` (`alur token create USER`).
 
 - No credentials, or the literal `undefined` Camunda Modeler sends when none are set: 401 with
-  `WWW-Authenticate`, so the Modeler asks for credentials.
+  `WWW-Authenticate` — Basic for non-browser clients, a Bearer challenge for browsers so that they never
+  prompt and store credentials (web/rest/browser.py, which also holds the rule against forged requests).
 - Only the Authorization header counts: the web's session cookie is never accepted here, which is why
   this blueprint can be exempt from CSRF and may answer any origin (CORS) without exposing sessions.
 - A Basic password is verified with argon2 once, then the (header → user, credentials fingerprint) result is
@@ -25,6 +26,7 @@ from flask import Response, current_app, g, request
 from engine.accounts import Actor, HashingBusy
 from engine.errors import NotFound
 from engine.tokens import verify_token
+from web.rest import browser
 from web.rest.common import service
 from web.rest.errors import RestError
 
@@ -149,7 +151,9 @@ def preflight() -> Response:
 
 def add_cors_headers(response: Response) -> Response:
     """Any origin may call, `null` included (Camunda Modeler's file:// page): credentials travel in the
-    Authorization header only, never in cookies, so this lends no ambient authority to other sites."""
+    Authorization header only, never in cookies. Never `Access-Control-Allow-Credentials`: without it a
+    browser refuses to send a preflighted request with its stored credentials, which web/rest/browser.py's
+    rule relies on; the requests that need no preflight are that rule's business."""
     origin = request.headers.get("Origin")
     response.headers["Access-Control-Allow-Origin"] = origin or "*"
     response.headers["Vary"] = "Origin"
@@ -157,5 +161,5 @@ def add_cors_headers(response: Response) -> Response:
     response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
     response.headers["Access-Control-Expose-Headers"] = "Content-Type, WWW-Authenticate"
     if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Alur engine-rest"'
+        response.headers["WWW-Authenticate"] = browser.challenge(request)
     return response
