@@ -4,7 +4,8 @@ Specs are stored once per definition version; instances are stored WITHOUT their
 document) and restored against the already-loaded spec objects, so a request never re-converts a spec.
 Key order is kept as SpiffWorkflow wrote it: task data is a delta against the parent task, restored in
 document order (never `sort_keys`, never JSONB).
-Task data must be JSON (str, int, float, bool, None, list, dict; `datetime` is tolerated by
+Finished history is pruned when an instance is read (engine/history.py), so a state does not grow with the
+rounds of a loop. Task data must be JSON (str, int, float, bool, None, list, dict; `datetime` is tolerated by
 SpiffWorkflow's registry). `date` and `Decimal` raise at serialize time: the form layer converts them.
 """
 
@@ -24,6 +25,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 
+from engine import history
 from engine.timers import TIMER_CLASSES
 
 INSTANCE_FORMAT = f"alur-instance/{VERSION}"
@@ -130,9 +132,15 @@ def instance_to_json(workflow: BpmnWorkflow) -> str:
 
 
 def instance_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec],
-                       script_engine: Any) -> BpmnWorkflow:
+                       script_engine: Any, *, prune: bool = True) -> BpmnWorkflow:
+    """The stored workflow, with its finished history pruned (engine/history.py) unless `prune` is False
+    (`alur check` looks at the state as stored). Pruning on load rather than on save lets `sync_tasks` see the
+    steps finished in the same transaction; a stored state holds at most one transaction's finished tasks."""
     dct = json.loads(text)
     stored = dct.pop("format", None)
     if stored != INSTANCE_FORMAT:
         raise ValueError(f"instance was stored as {stored!r}; this engine reads {INSTANCE_FORMAT!r}")
-    return _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
+    workflow = _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
+    if prune:
+        history.prune(workflow)
+    return workflow
