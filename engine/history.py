@@ -8,7 +8,8 @@ tasks. The stored state and the cost of every step also grow with each round.
 So when a state is read (`serializer.instance_from_json`), `prune` keeps only what the engine can still look
 at: the open (unfinished) tasks, their parents (a task inherits its data from its parent when it becomes
 ready), the children of open tasks, the instances of a join that is waiting and their parents (which inputs
-arrived), and the split a structured join (boundary events) looks back to, with its children. Every other
+arrived), the nearest ancestor of each input of an open join (a parallel gateway in a loop looks back for
+them), and the split a structured join (boundary events) looks back to, with its children. Every other
 finished task is dropped; a kept task whose parent was dropped hangs from its nearest kept ancestor, so
 ancestry among kept tasks is unchanged. The root (the Start task) always stays. Subprocesses whose calling
 task was dropped are dropped. Task data in memory is whole (the delta against the parent exists only in the
@@ -23,13 +24,16 @@ is unfinished. It never uses the depth-limited iterator.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import AdHocSubprocessSpec
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 OPEN = TaskState.NOT_FINISHED_MASK
@@ -108,8 +112,18 @@ def _needed(wf: Any) -> set[UUID] | None:
         if t._parent is not None:
             keep.add(t._parent)
         keep.update(t._children)  # an open task (multi-instance, subprocess) looks at its children
-        if isinstance(t.task_spec, Join) and t.state & TaskState.DEFINITE_MASK:
-            waiting_joins.add(t.task_spec.name)
+        if isinstance(t.task_spec, Join):
+            if t.state & (TaskState.WAITING | TaskState.READY):  # some inputs arrived (FUTURE: none yet)
+                waiting_joins.add(t.task_spec.name)
+            # A parallel gateway inside a loop looks up its ancestors for the first task of each input
+            # ("first iteration" test): keep the nearest ancestor of every input spec.
+            inputs = {spec.name for spec in t.task_spec.inputs}
+            current = tasks.get(t._parent)
+            while inputs and current is not None:
+                if current.task_spec.name in inputs:
+                    inputs.discard(current.task_spec.name)
+                    keep.add(current.id)
+                current = tasks.get(current._parent)
         split = getattr(t.task_spec, "split_task", None)
         if split:  # BoundaryEventJoin / StartEventJoin: find_ancestor(split) and the split's children
             ancestor = _nearest_ancestor(wf, t, split)
@@ -119,16 +133,35 @@ def _needed(wf: Any) -> set[UUID] | None:
     if waiting_joins:
         # A waiting parallel/inclusive join counts earlier instances of itself (and their parents' states).
         for t in tasks.values():
-            if t.task_spec.name in waiting_joins:
+            if t.task_spec.name in waiting_joins and not t.internal_data.get("alur_folded"):
                 keep.add(t.id)
                 if t._parent is not None:
                     keep.add(t._parent)
     return keep
 
 
+def _fold_end_joins(wf: Any) -> None:
+    """A side path that reached an end event while the process goes on (a reminder after a boundary timer)
+    leaves a finished instance of the process's end join; the final one merges their parents' data, oldest
+    first. Fold them into the newest so they do not pile up: its parent gets the same merged data."""
+    finished = sorted((t for t in wf.tasks.values() if isinstance(t.task_spec, _EndJoin)
+                       and t.state & TaskState.FINISHED_MASK and not t._children and t._parent in wf.tasks),
+                      key=lambda t: t.last_state_change)
+    if len(finished) < 2:
+        return
+    newest = finished[-1]
+    merged: dict[str, Any] = {}
+    for t in finished:
+        DeepMerge.merge(merged, deepcopy(wf.tasks[t._parent].data))
+    wf.tasks[newest._parent].data = merged
+    for t in finished[:-1]:  # unreachable from now on: dropped with the rest of the finished history
+        t.internal_data["alur_folded"] = True
+
+
 def _prune_one(wf: Any, top: Any) -> int:
     if isinstance(wf.spec, AdHocSubprocessSpec):
         return 0  # an ad-hoc subprocess starts paths from its root's children: left as SpiffWorkflow built it
+    _fold_end_joins(wf)
     keep = _needed(wf)
     if keep is None:
         return 0
