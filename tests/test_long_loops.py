@@ -137,6 +137,28 @@ def test_parallel_rounds_with_reminders_are_pruned_without_changing_the_joins() 
     assert history.is_finished(wf) and wf.data["ronde_b"] == 299
 
 
+def test_a_call_activity_in_a_loop_keeps_only_the_running_subprocess() -> None:
+    files = {**LOOPS, "callee.bpmn": (DATA / "engine" / "callee.bpmn").read_bytes()}
+    spec, subs = build_specs(files, "rapat_ulang")
+    engine = SafeScriptEngine()
+    wf = BpmnWorkflow(spec, subs, script_engine=engine)
+    wf.do_engine_steps()
+    counts = []
+    for i in range(400):
+        complete(wf, "rapat_task", notulen=f"Rapat {i}")  # inside the called SOP
+        wf, _ = reload(wf, spec, subs, engine)
+        complete(wf, "rapat_ulang_nilai", ulang="ya")
+        wf, _ = reload(wf, spec, subs, engine)
+        assert len(wf.subprocesses) == 1, f"round {i}: {len(wf.subprocesses)} subprocesses kept"
+        counts.append(len(wf.tasks) + sum(len(sp.tasks) for sp in wf.subprocesses.values()))
+    assert max(counts) <= counts[0] + 5
+    [step] = ready_steps(wf)
+    assert step.task_spec.bpmn_id == "rapat_task" and step.data["notulen"] == "Rapat 399"
+    complete(wf, "rapat_task", notulen="Rapat akhir")
+    complete(wf, "rapat_ulang_nilai", ulang="tidak")
+    assert history.is_finished(wf) and wf.data["notulen"] == "Rapat akhir"
+
+
 # ------------------------------------------------------------------------------------------ service level
 
 
