@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
 
 from engine import serializer
@@ -34,8 +34,12 @@ T = Task.__table__
 INSTANCE = ProcessInstance.__table__
 # Only the rows sync_tasks can change: the open ones and those of the human tasks the (pruned) workflow still
 # holds. Never all rows of the instance: a loop's history grows by a row per round.
-_EXISTING_TASKS = select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(
-    T.c.instance_id == bindparam("iid"), or_(T.c.state == "READY", T.c.id.in_(bindparam("ids", expanding=True))))
+# Two indexed lookups (ix_task_instance_ready, the primary key), never a scan of the instance's rows.
+_EXISTING_TASKS = union_all(
+    select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(
+        T.c.instance_id == bindparam("iid"), T.c.state == literal_column("'READY'")),
+    select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(
+        T.c.id.in_(bindparam("ids", expanding=True)), T.c.instance_id == bindparam("iid")))
 _FINISH_TASK = T.update().where(T.c.id == bindparam("tid")).values(
     state=bindparam("state"), completed_at=bindparam("completed_at"))
 _COMPLETE_TASK = T.update().where(T.c.id == bindparam("tid")).values(
