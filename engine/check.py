@@ -203,7 +203,8 @@ class Checker:
         if r.status == "completed" and (not completed or ready_rows):
             problem("completed_with_open_task", f"status completed but open in the state: {', '.join(open_tasks)}"
                     f"{'; READY rows: ' + ', '.join(ready_rows) if ready_rows else ''}"[:500])
-        if depth >= history.ITERATOR_DEPTH_LIMIT:
+        # An ended, finished instance is never walked again: its depth does not matter.
+        if depth >= history.ITERATOR_DEPTH_LIMIT and (r.status not in ENDED or not completed):
             problem("deep_state", f"task tree {depth} levels deep; SpiffWorkflow sees "
                                   f"{history.ITERATOR_DEPTH_LIMIT} (alur repair prunes it)")
         elif r.status not in ENDED and (dropped := history.prune(workflow).removed_tasks) > UNPRUNED_LIMIT:

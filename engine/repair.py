@@ -67,14 +67,13 @@ def _diagnose(service: Alur, s: Any, row: Any) -> tuple[Repair, Any] | None:
     workflow = serializer.instance_from_json(row.state, loaded.spec, loaded.subprocess_specs,
                                              service._script_engine(calendar), prune=False)
     finished = history.is_finished(workflow)
+    if finished and row.status == "completed":
+        return None  # really completed: its tree is never walked again, however deep
     depth = history.max_depth(workflow)
     wrongly_completed = row.status == "completed" and not finished
-    if not (wrongly_completed or depth >= history.ITERATOR_DEPTH_LIMIT):
-        removed = history.prune(workflow).removed_tasks
-        if row.status == "completed" or removed <= UNPRUNED_LIMIT:
-            return None
-    else:
-        removed = history.prune(workflow).removed_tasks
+    removed = history.prune(workflow).removed_tasks
+    if not (wrongly_completed or depth >= history.ITERATOR_DEPTH_LIMIT or removed > UNPRUNED_LIMIT):
+        return None
     stuck = [t for t in history.open_tasks(workflow) if t.state == TaskState.READY and not t.task_spec.manual]
     if stuck and row.status != "suspended":
         workflow.do_engine_steps()  # what the depth limit kept from running

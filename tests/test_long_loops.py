@@ -203,6 +203,26 @@ def test_three_hundred_and_fifty_send_backs_through_the_service(svc: Alur, db: D
     assert [p for p in check_database(db) if p.instance_id == iid] == []
 
 
+def test_five_hundred_and_ten_timer_rounds_through_the_worker_sweep(svc: Alur, db: Database,
+                                                                   clock: FakeClock) -> None:
+    svc.deploy({**LOOPS, "callee.bpmn": (DATA / "engine" / "callee.bpmn").read_bytes()})
+    iid = svc.start("pantau", unit="iv-jurai", variables={"siap": "tidak"}).id
+    sizes = {}
+    due = svc.instance(iid).next_due_at
+    for i in range(1, 511):  # the old walk lost the timer at round 500
+        assert due is not None, f"round {i}: no timer waiting"
+        clock.now = due
+        assert svc.fire_due_timers().fired == [iid]
+        with db.read() as s:
+            due, status = s.execute(select(ProcessInstance.next_due_at, ProcessInstance.status)
+                                    .where(ProcessInstance.id == iid)).one()
+        assert status == "running"
+        if i in (10, 510):
+            sizes[i] = _state_size(db, iid)
+    assert sizes[510] <= sizes[10] * 1.1
+    assert [p for p in check_database(db) if p.instance_id == iid] == []
+
+
 def test_a_damaged_instance_is_reported_by_check_and_repaired_with_an_audit(
         svc: Alur, db: Database, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Build what the old code left: a state > 1,000 levels deep, status completed, ended_at and an `end`
