@@ -109,7 +109,9 @@ def repair_instances(service: Alur, *, apply: bool, instance_id: str | None = No
             # Diagnose and write in one transaction: the row read is the row the version check protects.
             with (service.db.write() if apply else service.db.read()) as s:
                 row = s.execute(select(*cols).where(ProcessInstance.id == iid)).one_or_none()
-                found = _diagnose(service, s, row) if row is not None and row.status in REPAIRABLE else None
+                if row is None or row.status not in REPAIRABLE:
+                    continue
+                found = _diagnose(service, s, row)
                 if found is None:
                     continue
                 repair, (workflow, calendar) = found
