@@ -161,13 +161,13 @@ def _fold_end_joins(wf: Any) -> None:
 def _prune_one(wf: Any, top: Any) -> int:
     if isinstance(wf.spec, AdHocSubprocessSpec):
         return 0  # an ad-hoc subprocess starts paths from its root's children: left as SpiffWorkflow built it
+    tasks = wf.tasks
+    if not any(t.state & OPEN for t in tasks.values()):
+        return 0  # finished: never walked again, left as it is
+    wf.completed = False  # open tasks: never "completed", whatever an earlier is_completed() cached
     _fold_end_joins(wf)
     keep = _needed(wf)
-    if keep is None:
-        return 0
-    wf.completed = False  # open tasks: never "completed", whatever an earlier is_completed() cached
-    tasks = wf.tasks
-    if len(keep) == len(tasks):
+    if keep is None or all(tid in keep for tid in tasks):
         return 0
     root = wf.task_tree
     new_children: dict[UUID, list[UUID]] = {tid: [] for tid in keep}
