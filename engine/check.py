@@ -17,6 +17,11 @@ transaction that writes it:
 - `timer_fired_twice`: two `timer` audit events of one instance fired the same due moment (every firing
   records the `next_due_at` it consumed, and a committed firing moves `next_due_at` on);
 - `reminder_sent_twice` / `escalation_sent_twice`: two reminder/escalation events for one task;
+- `completed_with_open_task`: status "completed" while a task of the stored state is unfinished or a task row
+  is READY (what SpiffWorkflow's depth-limited walk made of long loops before engine/history.py; `alur repair`);
+- `deep_state`: a task tree deeper than SpiffWorkflow's iterator limit (tasks below it are invisible to it);
+- `unpruned_history`: an open instance whose stored state holds more than UNPRUNED_LIMIT finished tasks the
+  engine no longer needs (a state written before history pruning; `alur repair` prunes it);
 - `bad_version`: a version below 1, or below the number of audited state changes (start, complete, timer,
   cancel, suspend, resume: each one increments the version in its own transaction).
 
@@ -39,7 +44,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import serializer
+from engine import history, serializer
 from engine.db import Database
 from engine.expressions import SafeScriptEngine
 from engine.models import AuditEvent, ProcessInstance, Task
@@ -47,7 +52,10 @@ from engine.store import PROJECTED_STATES, SpecCache, human_tasks
 from engine.timers import next_timer_due
 
 KINDS = ("unreadable", "missing_task_row", "stale_ready_row", "task_state_mismatch", "status_mismatch",
+         "completed_with_open_task", "deep_state", "unpruned_history",
          "next_due_mismatch", "timer_fired_twice", "reminder_sent_twice", "escalation_sent_twice", "bad_version")
+# Finished tasks a stored state may hold beyond what pruning keeps: one transaction adds a handful.
+UNPRUNED_LIMIT = 200
 STATUSES = ("running", "suspended", "completed", "cancelled")
 ENDED = ("completed", "cancelled")
 # Audited actions that each increment process_instance.version exactly once.
@@ -175,8 +183,12 @@ class Checker:
             problem("unreadable", f"definition {r.definition_id}: {type(exc).__name__}: {exc}"[:500])
             return
         try:
-            workflow = serializer.instance_from_json(r.state, loaded.spec, loaded.subprocess_specs, self._engine)
-            completed = workflow.is_completed()
+            workflow = serializer.instance_from_json(r.state, loaded.spec, loaded.subprocess_specs, self._engine,
+                                                     prune=False)
+            open_tasks = sorted({t.task_spec.bpmn_id or t.task_spec.name for t in history.open_tasks(workflow)
+                                 if t.state & (TaskState.READY | TaskState.WAITING | TaskState.STARTED)})
+            completed = history.is_finished(workflow)
+            depth = history.max_depth(workflow)
             projected = {str(t.id): (PROJECTED_STATES[t.state], t.task_spec.bpmn_id) for t in human_tasks(workflow)}
             other_states = {str(t.id): TaskState.get_name(t.state) for wf in (workflow, *workflow.subprocesses.values())
                             for t in wf.tasks.values() if getattr(t.task_spec, "manual", False)}
@@ -187,8 +199,16 @@ class Checker:
 
         if completed and r.status != "completed":
             problem("status_mismatch", f"the workflow is completed but the status is {r.status}")
-        if r.status == "completed" and not completed:
-            problem("status_mismatch", "status completed but the workflow is not")
+        ready_rows = sorted(e for st, e in rows.values() if st == "READY")
+        if r.status == "completed" and (not completed or ready_rows):
+            problem("completed_with_open_task", f"status completed but open in the state: {', '.join(open_tasks)}"
+                    f"{'; READY rows: ' + ', '.join(ready_rows) if ready_rows else ''}"[:500])
+        # An ended, finished instance is never walked again: its depth does not matter.
+        if depth >= history.ITERATOR_DEPTH_LIMIT and (r.status not in ENDED or not completed):
+            problem("deep_state", f"task tree {depth} levels deep; SpiffWorkflow sees "
+                                  f"{history.ITERATOR_DEPTH_LIMIT} (alur repair prunes it)")
+        elif r.status not in ENDED and (dropped := history.prune(workflow).removed_tasks) > UNPRUNED_LIMIT:
+            problem("unpruned_history", f"{dropped} finished tasks kept in the state (alur repair prunes them)")
 
         cancelled = r.status == "cancelled"
         for tid, (wf_state, element) in sorted(projected.items()):

@@ -406,6 +406,7 @@ OPTIONAL_COMMANDS = (
     ("engine.demo", "demo"),
     ("engine.tokens", "token"),
     ("engine.check", "check"),
+    ("engine.repair", "repair"),
 )
 
 

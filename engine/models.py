@@ -170,6 +170,9 @@ class Task(Base):
               sqlite_where=text("state = 'READY' AND assignee IS NOT NULL"),
               postgresql_where=text("state = 'READY' AND assignee IS NOT NULL")),
         Index("ix_task_instance", "instance_id"),
+        # sync_tasks: the open rows of one instance, however long its history (migration 0007).
+        Index("ix_task_instance_ready", "instance_id",
+              sqlite_where=text("state = 'READY'"), postgresql_where=text("state = 'READY'")),
         Index("ix_task_due", "state", "due_at"),
         # The worker's two sweeps: only tasks still waiting for their reminder / escalation are indexed.
         Index("ix_task_reminder_pending", "follow_up_at",

@@ -4,7 +4,8 @@ Specs are stored once per definition version; instances are stored WITHOUT their
 document) and restored against the already-loaded spec objects, so a request never re-converts a spec.
 Key order is kept as SpiffWorkflow wrote it: task data is a delta against the parent task, restored in
 document order (never `sort_keys`, never JSONB).
-Task data must be JSON (str, int, float, bool, None, list, dict; `datetime` is tolerated by
+Finished history is pruned when an instance is read (engine/history.py), so a state does not grow with the
+rounds of a loop. Task data must be JSON (str, int, float, bool, None, list, dict; `datetime` is tolerated by
 SpiffWorkflow's registry). `date` and `Decimal` raise at serialize time: the form layer converts them.
 """
 
@@ -24,6 +25,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.task import Task
 
+from engine import history
 from engine.errors import CorruptState
 from engine.timers import TIMER_CLASSES
 from engine.workflow import AlurWorkflow
@@ -134,8 +136,11 @@ def instance_to_json(workflow: BpmnWorkflow) -> str:
 
 
 def instance_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec],
-                       script_engine: Any, *, instance_id: str | None = None) -> BpmnWorkflow:
-    """The workflow stored in `text`; CorruptState (naming `instance_id`) when it cannot be read back."""
+                       script_engine: Any, *, instance_id: str | None = None, prune: bool = True) -> BpmnWorkflow:
+    """The workflow stored in `text`, with its finished history pruned (engine/history.py) unless `prune` is
+    False (`alur check` looks at the state as stored); CorruptState (naming `instance_id`) when it cannot be
+    read back. Pruning on load rather than on save lets `sync_tasks` see the steps finished in the same
+    transaction; a stored state holds at most one transaction's finished tasks."""
     try:
         dct = json.loads(text)
     except (TypeError, ValueError) as exc:
@@ -146,6 +151,10 @@ def instance_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[
     if stored != INSTANCE_FORMAT:
         raise CorruptState(f"stored as format {stored!r}; this engine reads {INSTANCE_FORMAT!r}", instance_id)
     try:
-        return _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs, script_engine=script_engine)
+        workflow = _INSTANCE.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs,
+                                       script_engine=script_engine)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # a field or spec is missing
         raise CorruptState(f"{type(exc).__name__}: {exc}"[:300], instance_id) from exc
+    if prune:
+        history.prune(workflow)
+    return workflow

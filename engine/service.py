@@ -43,6 +43,7 @@ from engine.errors import (
     ProcessError,
 )
 from engine.expressions import SafeScriptEngine
+from engine.history import find_task, is_finished
 from engine.inbox_query import COUNT_CAP, inbox_rows
 from engine.loader import build_specs, load_bpmn_files
 from engine.models import (
@@ -627,7 +628,7 @@ class Alur:
         state = s.scalar(select(ProcessInstance.state).where(ProcessInstance.id == task.instance_id))
         workflow = serializer.instance_from_json(state, loaded.spec, loaded.subprocess_specs,
                                                  SafeScriptEngine(clock=self.clock))
-        spiff_task = workflow.get_task_from_id(uuid.UUID(task.id))
+        spiff_task = find_task(workflow, uuid.UUID(task.id))  # a finished step may have been pruned
         return spiff_task.task_spec if spiff_task is not None else _find_spec(loaded, task.element_id)
 
     def task_form(self, task_id: str, actor: Actor = SYSTEM) -> forms.FormDefinition | None:
@@ -1269,7 +1270,7 @@ def _attachment_dict(row: Attachment, task_name: str | None) -> dict[str, Any]:
 
 def _instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     """Process variables: the workflow's own data once ended, else what the last completed step left."""
-    if workflow.is_completed() or workflow.last_task is None:
+    if is_finished(workflow) or workflow.last_task is None:
         return dict(workflow.data)
     return dict(workflow.last_task.data)
 

@@ -18,12 +18,13 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
 
 from engine import serializer
 from engine.deadlines import Calendar, resolve_moment
 from engine.errors import ConflictError, NotFound, ProcessError
+from engine.history import is_finished
 from engine.models import AuditEvent, ProcessDefinition, ProcessInstance, Task, TaskCandidate
 from engine.timers import next_timer_due
 
@@ -31,7 +32,14 @@ from engine.timers import next_timer_due
 # going through the ORM layer cost more than the database work itself (see docs/benchmarks.md).
 T = Task.__table__
 INSTANCE = ProcessInstance.__table__
-_EXISTING_TASKS = select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(T.c.instance_id == bindparam("iid"))
+# Only the rows sync_tasks can change: the open ones and those of the human tasks the (pruned) workflow still
+# holds. Never all rows of the instance: a loop's history grows by a row per round.
+# Two indexed lookups (ix_task_instance_ready, the primary key), never a scan of the instance's rows.
+_EXISTING_TASKS = union_all(
+    select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(
+        T.c.instance_id == bindparam("iid"), T.c.state == literal_column("'READY'")),
+    select(T.c.id, T.c.state, T.c.created_at, T.c.due_at).where(
+        T.c.id.in_(bindparam("ids", expanding=True)), T.c.instance_id == bindparam("iid")))
 _FINISH_TASK = T.update().where(T.c.id == bindparam("tid")).values(
     state=bindparam("state"), completed_at=bindparam("completed_at"))
 _COMPLETE_TASK = T.update().where(T.c.id == bindparam("tid")).values(
@@ -178,12 +186,13 @@ def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, no
     completed = completed or {}
     late_reasons = late_reasons or {}
     conn = session.connection()
+    present = list(human_tasks(workflow))
     existing = {row.id: (row.state, row.created_at, row.due_at)
-                for row in conn.execute(_EXISTING_TASKS, {"iid": ref.id})}
+                for row in conn.execute(_EXISTING_TASKS, {"iid": ref.id, "ids": [str(t.id) for t in present]})}
     new_rows: list[dict[str, Any]] = []
     new_candidates: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for task in human_tasks(workflow):
+    for task in present:
         task_id = str(task.id)
         seen.add(task_id)
         state = PROJECTED_STATES[task.state]
@@ -235,7 +244,7 @@ def sync_tasks(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, no
 
 
 def instance_status(workflow: BpmnWorkflow) -> str:
-    return "completed" if workflow.is_completed() else "running"
+    return "completed" if is_finished(workflow) else "running"
 
 
 def save_instance(session: Session, ref: InstanceRef, workflow: BpmnWorkflow, *, expected_version: int,

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from engine import serializer
 from engine.errors import ConflictError
 from engine.expressions import SafeScriptEngine
+from engine.history import is_finished
 from engine.models import ProcessInstance
 from engine.store import InstanceRef, audit, save_instance, sync_tasks
 from engine.timers import next_timer_due
@@ -152,13 +153,13 @@ def _fire(service: Alur, s: Session, row: Row[Any], now: datetime) -> datetime |
     ref = InstanceRef(row.id, row.definition_id, row.process_key, row.unit_id)
     save_instance(s, ref, workflow, expected_version=row.version, now=now)
     new_ready = sync_tasks(s, ref, workflow, now=now, calendar=calendar, actor=None)
-    new_due = next_timer_due(workflow) if not workflow.is_completed() else None
+    new_due = next_timer_due(workflow) if not is_finished(workflow) else None
     ready = sorted(workflow.get_task_from_id(UUID(tid)).task_spec.bpmn_id for tid in new_ready)
     audit(s, at=now, actor=None, action="timer", instance_id=row.id, data={
         "due_at": row.next_due_at.isoformat(),
         "next_due_at": new_due.isoformat() if new_due else None,
         "ready": ready,
     })
-    if workflow.is_completed():
+    if is_finished(workflow):
         audit(s, at=now, actor=None, action="end", instance_id=row.id)
     return new_due

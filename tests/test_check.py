@@ -200,7 +200,7 @@ def test_every_kind_of_damage_is_reported_on_its_instance(world: World, db: Data
         (ids[f"{key}/3"], "stale_ready_row"),
         (ids[f"{SEED_KEYS[2]}/3"], "stale_ready_row"),
         (ids["done"], "status_mismatch"),
-        (ids[f"{SEED_KEYS[1]}/1"], "status_mismatch"),
+        (ids[f"{SEED_KEYS[1]}/1"], "completed_with_open_task"),  # a READY step, status completed
         (ids[f"{SEED_KEYS[3]}/0"], "unreadable"),
         (ids["tunggu"], "next_due_mismatch"),
         (ids["mulai_terjadwal"], "next_due_mismatch"),

@@ -75,6 +75,7 @@ def test_two_lanes_complete_their_steps(env, live_server, tmp_path):  # type: ig
 
             sign_in("camat")
             page.click("text=Memeriksa laporan")
+            page.wait_for_url("**/tugas/*")  # click() does not wait for the page it opens; a loaded machine is slow
             assert page.locator("a:has-text('draf-laporan.pdf')").is_visible()  # the earlier step's output
             page.screenshot(path=str(ARTIFACTS / "04-task-camat.png"), full_page=True)
             page.check("input[name=keputusan][value=ya]")

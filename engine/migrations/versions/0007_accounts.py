@@ -1,14 +1,14 @@
 """user_account.credentials_version: bumped when a password is changed or reset and when an account is
 disabled or enabled, so sessions, cached REST credentials and tokens issued before end at once
 
-Revision ID: 0007_accounts
+Revision ID: 0007
 Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_accounts"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
