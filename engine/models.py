@@ -170,7 +170,7 @@ class Task(Base):
               sqlite_where=text("state = 'READY' AND assignee IS NOT NULL"),
               postgresql_where=text("state = 'READY' AND assignee IS NOT NULL")),
         Index("ix_task_instance", "instance_id"),
-        # sync_tasks: the open rows of one instance, however long its history (migration 0007).
+        # sync_tasks: the open rows of one instance, however long its history (migration 0008).
         Index("ix_task_instance_ready", "instance_id",
               sqlite_where=text("state = 'READY'"), postgresql_where=text("state = 'READY'")),
         Index("ix_task_due", "state", "due_at"),
