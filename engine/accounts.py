@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import AlurError, NotFound
-from engine.models import ApiToken, RoleAssignment, Substitution, Task, TaskCandidate, Unit, User
+from engine.models import ApiToken, AuditEvent, RoleAssignment, Substitution, Task, TaskCandidate, Unit, User
 
 GLOBAL_ROLES = frozenset({"designer", "admin"})
 MIN_PASSWORD_LENGTH = 8
@@ -332,13 +332,23 @@ def may_work(session: Session, actor: Actor, task: Any) -> bool:
         return False
     if task.candidate_role and actor.has_role(task.unit_id, task.candidate_role):
         return True
-    if task.assignee is not None and task.unit_id in actor.unit_ids:
+    if task.assignee is not None and task.unit_id in actor.unit_ids and not _claimed_oneself(session, task):
         return True
     others = session.execute(select(TaskCandidate.role, TaskCandidate.username)
                              .where(TaskCandidate.task_id == task.id)).all()
     if any(u == actor.username or (r and actor.has_role(task.unit_id, r)) for r, u in others):
         return True
     return task.assignee is not None and not task.candidate_role and not others
+
+
+def _claimed_oneself(session: Session, task: Any) -> bool:
+    """Whether the step's assignee took it by claiming it (rather than a supervisor's reassignment or the
+    model naming them): such a claim lasts only as long as the right it was made with, so holding another role
+    in the unit (a Kasubag moved to Staf, a Plh from the same unit after the substitution) keeps nothing."""
+    last = session.scalar(select(AuditEvent.action).where(
+        AuditEvent.instance_id == task.instance_id, AuditEvent.task_id == task.id,
+        AuditEvent.action.in_(("claim", "reassign"))).order_by(AuditEvent.id.desc()).limit(1))
+    return last == "claim"
 
 
 def unworkable_claims(session: Session, username: str, *, today: date) -> list[Any]:

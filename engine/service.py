@@ -896,8 +896,8 @@ class Alur:
             return True
         # Candidate users outside the unit still see the instances they worked on, and those with an open step
         # they may still work: a claim whose right is gone (role revoked, Plh ended) shows nothing.
-        worked = s.execute(select(Task.id, Task.assignee, Task.candidate_role, Task.unit_id, Task.state,
-                                  Task.completed_by)
+        worked = s.execute(select(Task.id, Task.instance_id, Task.assignee, Task.candidate_role, Task.unit_id,
+                                  Task.state, Task.completed_by)
                            .where(Task.instance_id == instance_id, or_(Task.assignee == actor.username,
                                                                        Task.completed_by == actor.username))
                            .limit(20)).all()

@@ -193,3 +193,28 @@ def test_credentialed_cors_is_never_allowed(rest: Rest, task_id: str) -> None:
     for response in (rest.get("/deployment"), _claim(rest, task_id, {"Origin": EVIL, **FORM}, URLENCODED),
                      _claim(rest, task_id, {"Origin": EVIL}, "application/json", b"{}")):
         assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+# What a browser sends by itself, without a preflight, to an address a page names, with the credentials it
+# stored for that site: <a ping> (hyperlink auditing; headers as Chromium sent them to a plain-http Alur, no
+# Sec-Fetch-*), a CSP violation report (report-uri) and a Reporting API upload. Their Content-Types are none of
+# the three form types, yet no script chose them. Unclaim reads no body, so only the rule stands in the way.
+BEACONS: list[tuple[str, dict[str, str], str, bytes]] = [
+    ("<a ping> with Origin", {"Origin": EVIL, "Ping-From": f"{EVIL}/", "Ping-To": f"{EVIL}/landed",
+                              "Accept": "*/*"}, "text/ping", b"PING"),
+    ("<a ping> without Origin", {"Ping-To": f"{EVIL}/landed", "Accept": "*/*"}, "text/ping", b"PING"),
+    ("CSP report-uri", {"Origin": EVIL}, "application/csp-report", b'{"csp-report": {}}'),
+    ("CSP report-uri, no Origin", {}, "application/csp-report", b'{"csp-report": {}}'),
+    ("Reporting API", {"Origin": EVIL, "Sec-Fetch-Mode": "cors"}, "application/reports+json", b"[]"),
+]
+
+
+@pytest.mark.parametrize(("what", "headers", "content_type", "body"), BEACONS, ids=[b[0] for b in BEACONS])
+def test_browser_beacons_change_nothing(rest: Rest, task_id: str, what: str, headers: dict[str, str],
+                                        content_type: str, body: bytes) -> None:
+    assert rest.post(f"/task/{task_id}/claim", "kasubag", json={"userId": "kasubag"}).status_code == 204
+    r = rest.client.post(f"/engine-rest/task/{task_id}/unclaim", headers={**BASIC, **headers}, data=body,
+                         content_type=content_type)
+    assert r.status_code == 403, (what, r.status_code, r.get_data(as_text=True)[:200])
+    assert r.json["type"] == "AuthorizationException"
+    assert _assignee(rest, task_id) == "kasubag"

@@ -315,3 +315,52 @@ def test_claims_still_allowed_stay_when_another_role_goes(env: Env) -> None:
     assert _audit(env, "release") == []
     with env.db.write() as s:
         assert accounts.revoke(s, "kasubag", "Staf", "kec-a") is None  # no longer held: nothing to do
+
+
+def test_a_claim_made_with_a_role_goes_with_it_though_another_role_in_the_unit_stays(env: Env) -> None:
+    """A Kasubag moved to Staf in the same kecamatan: the Kasubag step they claimed is released at once and
+    they can neither complete it nor claim it again (their Staf role in the unit is no right to it)."""
+    task_id = env.start()
+    with env.db.write() as s:
+        accounts.grant(s, "kasubag", "Staf", "kec-a")
+    env.service.claim(task_id, env.service.actor("kasubag"))
+    with env.db.write() as s:
+        assert accounts.revoke(s, "kasubag", "Kasubag", "kec-a") == [task_id]
+    assert env.service.task(task_id).assignee is None
+    staf_now = env.service.actor("kasubag")
+    with pytest.raises((NotFound, PermissionDenied)):
+        env.service.claim(task_id, staf_now)
+    with pytest.raises((NotFound, PermissionDenied)):
+        env.service.complete(task_id, staf_now, {"judul": "Laporan", "sifat": "biasa"})
+    assert env.service.task(task_id).state == "READY"
+
+
+def test_a_claim_made_as_plh_from_within_the_unit_ends_with_the_substitution(env: Env) -> None:
+    """The usual Plh: someone of the same unit (staf, Staf of kec-a) stands in for the Kasubag for a day and
+    claims a step; the day after, they may not complete it and the worker releases it."""
+    task_id = env.start()
+    today = env.clock().date()
+    with env.db.write() as s:
+        accounts.add_substitution(s, "staf", "Kasubag", "kec-a", today, today)
+    env.service.claim(task_id, env.service.actor("staf"))
+    env.clock.advance(days=1)
+    former_plh = env.service.actor("staf")
+    assert not env.service.may_work(task_id, former_plh)
+    with pytest.raises((NotFound, PermissionDenied)):
+        env.service.complete(task_id, former_plh, {"judul": "Laporan", "sifat": "biasa"})
+    assert run_round(env.service).released == 1
+    assert env.service.task(task_id).assignee is None
+
+
+def test_a_step_a_supervisor_gave_to_someone_of_the_unit_stays_theirs(env: Env) -> None:
+    """A reassignment (not a claim) still lets a member of the step's unit without its role work it."""
+    task_id = env.start()
+    camat = app_client = make_app(env).test_client()
+    assert login(app_client, "camat").status_code == 302
+    assert camat.post(f"/pengawasan/tasks/{task_id}/tugaskan", data={"assignee": "staf"}).status_code in (302, 303)
+    staf = env.service.actor("staf")
+    assert env.service.task(task_id).assignee == "staf" and env.service.may_work(task_id, staf)
+    with env.db.write() as s:
+        assert accounts.release_claims(s, "staf", reason="test") == []
+    env.service.complete(task_id, staf, {"judul": "Laporan", "sifat": "biasa"})
+    assert env.service.task(task_id).state == "COMPLETED"

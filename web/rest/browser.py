@@ -27,6 +27,11 @@ The rule, for POST, PUT, PATCH and DELETE from a browser (an `Origin` or any `Se
      `Sec-Fetch-Site: cross-site`. A page can make a browser send all the rest (a simple fetch redirected
      through another site arrives with `Origin: null`, cross-site, cors), but not that User-Agent: browsers
      do not let a script set it, or (Firefox) only through a preflight, which fails with stored credentials.
+Before all that, whatever the headers: a POST a browser sends by itself, with no preflight, to an address a page
+names is refused. These are hyperlink auditing (`<a ping>`: `Content-Type: text/ping`, `Ping-To`/`Ping-From`;
+over plain http Chromium sends no Sec-Fetch-*, and the stored credentials ride along) and violation reports
+(CSP `report-uri`: `application/csp-report`; the Reporting API: `application/reports+json`). Their
+Content-Types are not form types, so without this they would pass as "written by a script".
 Non-browser clients (curl, scripts, Camunda's Java/Node clients: no Origin, no Sec-Fetch-*) are not concerned.
 A refusal is a 403 with Camunda's error body, given before the credentials are checked.
 
@@ -43,6 +48,8 @@ from web.rest.errors import RestError
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The Content-Types a form or a simple request may carry (CORS-safelisted); "" is no body at all.
 SIMPLE_CONTENT_TYPES = frozenset({"", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+# Sent by browsers on their own (hyperlink auditing, CSP and Reporting API reports): never a script's sign.
+BEACON_CONTENT_TYPES = frozenset({"text/ping", "application/csp-report", "application/reports+json"})
 MODELER_DEPLOY_ENDPOINT = "rest.deployments.create_deployment"
 CHALLENGE_BASIC = 'Basic realm="Alur engine-rest"'
 CHALLENGE_BROWSER = 'Bearer realm="Alur engine-rest"'  # no browser shows a prompt for it
@@ -85,7 +92,12 @@ def _is_modeler_deploy(request: Request) -> bool:
 
 def forgery_refusal(request: Request) -> str | None:
     """Why this request must be refused as possibly forged by another site, or None when it may go on."""
-    if request.method not in UNSAFE_METHODS or not from_browser(request):
+    if request.method not in UNSAFE_METHODS:
+        return None
+    if (request.mimetype or "") in BEACON_CONTENT_TYPES or "Ping-To" in request.headers \
+            or "Ping-From" in request.headers:
+        return REFUSED_MESSAGE
+    if not from_browser(request):
         return None
     mode = request.headers.get("Sec-Fetch-Mode", "").lower()
     dest = request.headers.get("Sec-Fetch-Dest", "").lower()
