@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import AlurError, NotFound
 from engine.models import ApiToken, AuditEvent, RoleAssignment, Substitution, Task, TaskCandidate, Unit, User
+from engine.store import audit
 
 GLOBAL_ROLES = frozenset({"designer", "admin"})
 MIN_PASSWORD_LENGTH = 8
@@ -203,8 +204,6 @@ def credentials_fingerprint(password_hash: str, credentials_version: int | None)
 
 
 def _audit(session: Session, now: datetime | None, actor: str | None, action: str, **data: Any) -> None:
-    from engine.store import audit
-
     audit(session, at=now or datetime.now(UTC), actor=actor, action=action, data=data)
 
 
@@ -364,8 +363,6 @@ def release_claims(session: Session, username: str, *, now: datetime | None = No
                    reason: str) -> list[str]:
     """Release `username`'s claims on open steps they may no longer work, each audited with `reason`.
     Returns the released task ids."""
-    from engine.store import audit
-
     now = now or datetime.now(UTC)
     released = []
     for task in unworkable_claims(session, username, today=now.date()):

@@ -24,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from engine import faults
 from engine.errors import CorruptState
 from web.i18n import gettext as _
+from web.redirects import safe_next
 
 FormPage = Callable[[faults.Fault], ResponseReturnValue]
 _FORM_PAGES: dict[str, FormPage] = {}
@@ -116,8 +117,6 @@ def _respond(fault: faults.Fault) -> ResponseReturnValue:
 
 @form_page("auth.login")
 def _login_fault(_fault: faults.Fault) -> ResponseReturnValue:
-    from web.auth import safe_next
-
     return render_template("login.html", error=None, username=request.form.get("username", "").strip()[:64],
                            next=safe_next(request.form.get("next"), "/"))
 

@@ -17,9 +17,9 @@ from flask_login import current_user, login_required
 from engine.accounts import Actor
 from engine.inbox_query import COUNT_CAP
 from engine.views import TaskView
-from web.auth import safe_next
 from web.i18n import gettext as _
 from web.i18n import local_datetime, time_left
+from web.redirects import safe_next
 
 bp = Blueprint("inbox", __name__)
 

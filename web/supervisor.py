@@ -23,10 +23,10 @@ from engine.reports import format_minutes
 from engine.service import UNREAD_CAP
 from engine.sop.render import render_html
 from engine.supervision import InstanceFilter
-from web.auth import safe_next
 from web.i18n import gettext as _
 from web.i18n import locale_code
 from web.inbox import sop_names, units_by_id
+from web.redirects import safe_next
 
 bp = Blueprint("supervisor", __name__, url_prefix="/pengawasan")
 
